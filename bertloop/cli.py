@@ -1,0 +1,149 @@
+"""The `bertloop` command line: every step of the retraining loop, and the loop, without Airflow.
+
+It calls the same step functions as the Airflow DAG. Steps of one run share a
+run key; each step reads what the steps before it wrote under that key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bertloop import __version__
+
+EXAMPLES = """\
+examples:
+  bertloop run data/batch-01.csv                 # the whole loop on one batch
+  bertloop run                                   # the oldest batch waiting in data.landing_dir
+  bertloop --set training.epochs=1 run data/batch-02.jsonl
+  bertloop ingest data/batch-01.csv --run-key try1 && bertloop validate --run-key try1
+  bertloop models                                # versions, aliases, metrics, decisions
+  bertloop config                                # the configuration in effect
+
+The configuration comes from --config (or $BERTLOOP_CONFIG), then environment variables
+such as BERTLOOP_TRAINING__EPOCHS=3, then --set flags.
+"""
+
+STEP_HELP = {
+    "ingest": "copy a labelled batch (CSV, JSONL, Parquet) into the workspace",
+    "validate": "check the batch with Great Expectations; quarantine it if it fails",
+    "version": "version the accepted batch and the golden set with DVC",
+    "train": "fine-tune the base checkpoint on the versioned training snapshot",
+    "evaluate": "score candidate and champion on the golden set and decide",
+    "register": "log and register the model in MLflow; alias it if blessed",
+}
+
+EXIT_REJECTED = 3
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bertloop",
+        description="Validate, version, fine-tune, evaluate and register BERT text classifiers.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bertloop {__version__}")
+    parser.add_argument("--config", help="YAML configuration file (default: $BERTLOOP_CONFIG)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set training.epochs=1 (repeatable)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the whole loop on one batch")
+    run.add_argument("data_path", nargs="?", help="batch file; omitted: oldest file in data.landing_dir")
+    run.add_argument("--run-key", help="name of this run (default: cli-<UTC time>)")
+
+    ingest = commands.add_parser("ingest", help=STEP_HELP["ingest"])
+    ingest.add_argument("data_path", nargs="?", help="batch file; omitted: oldest file in data.landing_dir")
+    ingest.add_argument("--run-key", required=True, help="name of this run; later steps use the same key")
+    for step in ("validate", "version", "train", "evaluate", "register"):
+        command = commands.add_parser(step, help=STEP_HELP[step])
+        command.add_argument("--run-key", required=True, help="the key given to `bertloop ingest`")
+
+    commands.add_parser("models", help="list registered versions with aliases, metrics and decisions")
+    commands.add_parser("config", help="print the configuration in effect, validated")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from bertloop.config import ConfigError, load_config
+
+    try:
+        overrides = _parse_overrides(args.overrides)
+        config = load_config(args.config, overrides=overrides)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _dispatch(args, config)
+    except Exception as error:  # boundaries: known errors become one clear line and an exit code
+        return _report(error)
+
+
+def _dispatch(args: argparse.Namespace, config: Any) -> int:
+    from bertloop import steps
+
+    if args.command == "config":
+        print(json.dumps(config.model_dump(mode="json"), indent=2))
+        return 0
+    if args.command == "models":
+        from registry.summary import format_table, registry_rows
+
+        print(format_table(registry_rows(config)))
+        return 0
+    if args.command == "run":
+        run_key = args.run_key or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        result = steps.run_all(config, run_key, args.data_path)
+    elif args.command == "ingest":
+        result = steps.ingest(config, args.run_key, args.data_path)
+    else:
+        result = getattr(steps, args.command)(config, args.run_key)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _report(error: Exception) -> int:
+    from bertloop.data import GoldenSetInvalid
+    from bertloop.steps import BatchRejected, NoBatchWaiting
+    from bertloop.workspace import StepNotRun
+
+    if isinstance(error, BatchRejected):
+        print(f"rejected: {error}", file=sys.stderr)
+        return EXIT_REJECTED
+    if isinstance(error, StepNotRun | NoBatchWaiting | GoldenSetInvalid | FileNotFoundError | ValueError):
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    raise error
+
+
+def _parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    from bertloop.config import ConfigError
+
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, raw = pair.partition("=")
+        if not separator or not key.strip():
+            raise SystemExit(f"error: --set expects KEY=VALUE, got {pair!r}")
+        try:
+            overrides[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({error})") from None
+    return overrides
+
+
+if __name__ == "__main__":
+    sys.exit(main())

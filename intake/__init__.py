@@ -1,0 +1,1 @@
+"""Intake of labelled batches: reading, validation with Great Expectations, quarantine."""

@@ -1,0 +1,96 @@
+"""Read a labelled batch (CSV, JSONL or Parquet) into a DataFrame of strings.
+
+Reading never repairs anything: a file that cannot be read exactly as written
+raises :class:`UnreadableBatch` with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+
+SUPPORTED_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+
+class UnreadableBatch(ValueError):
+    """The batch file cannot be parsed; the message says why and what to fix."""
+
+
+def batch_format(path: Path) -> str:
+    try:
+        return SUPPORTED_SUFFIXES[path.suffix.lower()]
+    except KeyError:
+        raise UnreadableBatch(
+            f"{path.name}: unsupported file type '{path.suffix}'; "
+            f"send one of {', '.join(sorted(SUPPORTED_SUFFIXES))}"
+        ) from None
+
+
+def read_batch(path: Path, delimiter: str = ",") -> pd.DataFrame:
+    """Return the batch with every non-null cell as ``str`` (labels like 1 and '1' agree)."""
+    fmt = batch_format(path)
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise UnreadableBatch(f"{path.name}: the file is empty; send a file with a header and rows")
+    if fmt == "parquet":
+        frame = _read_parquet(path, raw)
+    else:
+        text = _decode_utf8(path, raw)
+        frame = _read_csv(path, text, delimiter) if fmt == "csv" else _read_jsonl(path, text)
+    return (
+        frame.astype(object)
+        .where(frame.notna(), None)
+        .map(lambda value: value if value is None else str(value))
+    )
+
+
+def _decode_utf8(path: Path, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise UnreadableBatch(
+            f"{path.name}: not valid UTF-8 (byte {error.start}, line {line}: "
+            f"{raw[error.start : error.start + 4]!r}); re-export the file as UTF-8"
+        ) from None
+
+
+def _read_csv(path: Path, text: str, delimiter: str) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False, na_values=[""]
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise UnreadableBatch(f"{path.name}: not a well-formed CSV file ({error})") from None
+    return frame
+
+
+def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UnreadableBatch(
+                f"{path.name}: line {number} is not valid JSON ({error.msg}); "
+                "JSONL needs one JSON object per line"
+            ) from None
+        if not isinstance(record, dict):
+            raise UnreadableBatch(f"{path.name}: line {number} is not a JSON object")
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
+def _read_parquet(path: Path, raw: bytes) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(io.BytesIO(raw)).to_pandas()
+    except (pa.ArrowException, OSError) as error:
+        raise UnreadableBatch(f"{path.name}: not a readable Parquet file ({error}); re-export it") from None

@@ -1,0 +1,166 @@
+"""A thin adapter over MLflow tracking and the model registry.
+
+Every write is idempotent by construction: runs are found again by their run
+key, logged models by their source run, model versions by their run id. A task
+that Airflow retries therefore reuses what its first try created.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bertloop import constants
+from bertloop.config import PlatformConfig
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    run_id: str
+    source: str
+
+
+def connect(config: PlatformConfig) -> Any:
+    """Point MLflow at the configured tracking server and return a client for it."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+    from mlflow import MlflowClient
+
+    config.workspace.mkdir(parents=True, exist_ok=True)
+    # The fluent API (mlflow.transformers.log_model) reads the global URI; set it once, here.
+    mlflow.set_tracking_uri(config.tracking_uri)
+    mlflow.set_registry_uri(config.tracking_uri)
+    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+
+
+def ensure_experiment(client: Any, config: PlatformConfig) -> str:
+    experiment = client.get_experiment_by_name(config.registry.experiment)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    return str(
+        client.create_experiment(config.registry.experiment, artifact_location=config.artifact_location)
+    )
+
+
+def find_or_create_run(client: Any, experiment_id: str, run_key: str, tags: Mapping[str, str]) -> str:
+    """The MLflow run of this retraining run; created once, found again on retries."""
+    existing = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{constants.TAG_RUN_KEY}` = '{run_key}'", max_results=1
+    )
+    if existing:
+        return str(existing[0].info.run_id)
+    run = client.create_run(experiment_id, run_name=run_key, tags={constants.TAG_RUN_KEY: run_key, **tags})
+    return str(run.info.run_id)
+
+
+def current_champion(client: Any, model_name: str) -> Champion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client.get_model_version_by_alias(model_name, constants.CHAMPION_ALIAS)
+    except MlflowException as error:
+        if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
+            return None
+        raise
+    return Champion(version=str(version.version), run_id=str(version.run_id), source=str(version.source))
+
+
+def load_champion(champion: Champion, model_name: str) -> tuple[Any, Any]:
+    """The champion's model and tokenizer, as registered."""
+    import mlflow.transformers
+
+    components = mlflow.transformers.load_model(
+        f"models:/{model_name}/{champion.version}", return_type="components"
+    )
+    return components["model"], components["tokenizer"]
+
+
+def log_metrics(client: Any, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+    from mlflow.entities import Metric
+
+    timestamp = _millis()
+    batch = [Metric(key, float(value), timestamp, step) for key, value in metrics.items()]
+    for start in range(0, len(batch), 500):
+        client.log_batch(run_id, metrics=batch[start : start + 500])
+
+
+def logged_model_uri(run_id: str) -> str | None:
+    """The model already logged by this run, if a previous try got that far."""
+    import mlflow
+
+    models = mlflow.search_logged_models(
+        filter_string=f"source_run_id = '{run_id}' AND name = '{constants.MODEL_ARTIFACT}'",
+        output_format="list",
+    )
+    return models[0].model_uri if models else None
+
+
+def log_transformers_model(run_id: str, model_dir: str, example_texts: list[str]) -> str:
+    """Log the fine-tuned model (transformers flavour, signature and input example)."""
+    import mlflow
+    import mlflow.transformers
+    from mlflow.models import infer_signature
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    existing = logged_model_uri(run_id)
+    if existing:
+        return existing
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    example_output = [{"label": model.config.id2label[0], "score": 1.0}]
+    signature = infer_signature(example_texts, example_output)
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.transformers.log_model(
+            transformers_model={"model": model, "tokenizer": tokenizer},
+            name=constants.MODEL_ARTIFACT,
+            task="text-classification",
+            signature=signature,
+            input_example=example_texts,
+            pip_requirements=_pip_requirements(),
+        )
+    return str(info.model_uri)
+
+
+def register_version(
+    client: Any, model_name: str, run_id: str, model_uri: str, tags: Mapping[str, str]
+) -> tuple[str, bool]:
+    """Register ``model_uri`` once per training run. Returns (version, created)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    existing = client.search_model_versions(f"name = '{model_name}' AND run_id = '{run_id}'")
+    if existing:
+        version = str(existing[0].version)
+        created = False
+    else:
+        try:
+            client.get_registered_model(model_name)
+        except MlflowException:
+            client.create_registered_model(
+                model_name, description="BERT-family text classifier kept fresh by bertloop."
+            )
+        version = str(mlflow.register_model(model_uri, model_name).version)
+        created = True
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    return version, created
+
+
+def set_alias(client: Any, model_name: str, alias: str, version: str) -> None:
+    client.set_registered_model_alias(model_name, alias, version)
+
+
+def _pip_requirements() -> list[str]:
+    # Explicit, so MLflow does not infer (and ask for) torchvision.
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("torch", "transformers", "tokenizers", "mlflow")]
+
+
+def _millis() -> int:
+    import time
+
+    return int(time.time() * 1000)

@@ -1,0 +1,128 @@
+"""Shared fixtures: synthetic labelled text, a tiny BERT built from a config, a test configuration.
+
+Nothing here needs the network or ../shared: the model is random weights from a
+BertConfig with a vocabulary made of the synthetic words, so training takes seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+LABELS = ["sport", "tech", "politics"]
+TOPIC_WORDS = {
+    "sport": "match goal team score league coach player stadium season cup referee striker".split(),
+    "tech": "chip software code cloud server laptop network robot app data startup silicon".split(),
+    "politics": "vote election minister party senate policy law campaign cabinet budget treaty mayor".split(),
+}
+FILLER = "the a of and in on today new after report says big week".split()
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def synthetic_rows(rows_per_class: int, seed: int, exclude: set[str] = frozenset()) -> pd.DataFrame:
+    """Distinct topic sentences; ``exclude`` keeps them apart from another set (the golden set)."""
+    generator = random.Random(seed)
+    seen = set(exclude)
+    records = []
+    for label in LABELS:
+        made = 0
+        while made < rows_per_class:
+            words = generator.sample(TOPIC_WORDS[label], 5) + generator.sample(FILLER, 3)
+            generator.shuffle(words)
+            text = " ".join(words)
+            if text in seen:
+                continue
+            seen.add(text)
+            records.append({"text": text, "label": label})
+            made += 1
+    generator.shuffle(records)
+    return pd.DataFrame.from_records(records)
+
+
+def build_tiny_bert(folder: Path) -> Path:
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    vocabulary = SPECIAL + sorted({w for words in TOPIC_WORDS.values() for w in words} | set(FILLER))
+    tokenizer = BertTokenizer(vocab={word: index for index, word in enumerate(vocabulary)})
+    config = BertConfig(
+        vocab_size=len(vocabulary),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def golden_frame() -> pd.DataFrame:
+    return synthetic_rows(10, seed=1000)
+
+
+def write_config(root: Path, checkpoint: Path, golden: pd.DataFrame, **extra: object) -> Path:
+    """A YAML configuration for a workspace under ``root``; returns its path."""
+    import yaml
+
+    golden_path = root / "golden.csv"
+    golden.to_csv(golden_path, index=False)
+    settings: dict[str, object] = {
+        "workspace": str(root / "workspace"),
+        "data": {"labels": LABELS, "golden_set": str(golden_path), "landing_dir": str(root / "landing")},
+        "validation": {"min_rows": 12, "min_examples_per_class": 3, "max_duplicate_share": 0.1},
+        "training": {
+            "base_checkpoint": str(checkpoint),
+            "epochs": 1,
+            "batch_size": 8,
+            "max_length": 32,
+            "logging_steps": 2,
+        },
+        # The tiny model is random: these floors test the plumbing, not the model's quality.
+        "gate": {"minimums": {"accuracy": 0.0, "macro_f1": 0.0}, "max_regression": {"macro_f1": 1.0}},
+    }
+    for dotted, value in extra.items():
+        node = settings
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})  # type: ignore[assignment]
+        node[leaf] = value  # type: ignore[index]
+    path = root / "bertloop.yaml"
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, tiny_checkpoint: Path, golden_frame: pd.DataFrame) -> Path:
+    return write_config(tmp_path, tiny_checkpoint, golden_frame)
+
+
+@pytest.fixture
+def platform_config(config_file: Path):
+    from bertloop.config import load_config
+
+    return load_config(config_file, environ={})
+
+
+@pytest.fixture
+def good_batch(tmp_path: Path, golden_frame: pd.DataFrame) -> Path:
+    path = tmp_path / "incoming" / "batch-01.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    synthetic_rows(12, seed=1, exclude=set(golden_frame["text"])).to_csv(path, index=False)
+    return path

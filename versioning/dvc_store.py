@@ -1,0 +1,122 @@
+"""A git + DVC repository holding every accepted batch and the golden set.
+
+Content hashes are DVC's own (md5 of the file, as in the ``.dvc`` file); each
+change is a git commit, so any training set can be checked out again by its
+revision. A file lock serialises writers: two runs adding batches at once take
+turns instead of corrupting the git index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from filelock import FileLock
+
+BATCHES = "batches"
+GOLDEN = "golden"
+
+
+@dataclass(frozen=True)
+class VersionedFile:
+    path: str  # inside the data repository
+    md5: str  # DVC's content hash
+    rev: str  # git commit that records it
+
+
+class DataRepository:
+    def __init__(self, root: Path):
+        self.root = root
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.root.parent / f".{self.root.name}.lock"), timeout=600):
+            yield
+
+    def ensure(self) -> None:
+        """Create the repository on first use; a no-op afterwards."""
+        os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+        if (self.root / ".dvc").is_dir():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not (self.root / ".git").exists():
+            self._git("init", "--quiet", "--initial-branch=main")
+            self._git("config", "user.name", "bertloop")
+            self._git("config", "user.email", "bertloop@localhost")
+        from dvc.repo import Repo
+
+        Repo.init(str(self.root)).close()
+        self._git("add", ".dvc")
+        self._git("commit", "--quiet", "-m", "Initialise the bertloop data repository")
+
+    def add_batch(self, source: Path, batch_id: str) -> VersionedFile:
+        return self._add(
+            source, Path(BATCHES) / f"{batch_id}{source.suffix.lower()}", f"Accept batch {batch_id}"
+        )
+
+    def add_golden(self, source: Path) -> VersionedFile:
+        return self._add(source, Path(GOLDEN) / source.name, f"Version golden set {source.name}")
+
+    def batch_files(self) -> list[Path]:
+        """Every accepted batch, in a stable order."""
+        folder = self.root / BATCHES
+        return (
+            sorted(
+                p for p in folder.iterdir() if p.is_file() and p.suffix != ".dvc" and p.name != ".gitignore"
+            )
+            if folder.is_dir()
+            else []
+        )
+
+    def md5_of(self, relative: str) -> str:
+        record = yaml.safe_load((self.root / f"{relative}.dvc").read_text(encoding="utf-8"))
+        return str(record["outs"][0]["md5"])
+
+    def _add(self, source: Path, relative: Path, message: str) -> VersionedFile:
+        with self._locked():
+            self.ensure()
+            target = self.root / relative
+            dvc_file = self.root / f"{relative}.dvc"
+            if dvc_file.is_file() and self.md5_of(str(relative)) == _md5(source):
+                # Already versioned with identical content: a retried task adds nothing.
+                return VersionedFile(str(relative), self.md5_of(str(relative)), self.head())
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            from dvc.repo import Repo
+
+            with Repo(str(self.root)) as repo:
+                (stage,) = repo.add([str(target)])
+                md5 = str(stage.outs[0].hash_info.value)
+            self._git(
+                "add",
+                str(dvc_file.relative_to(self.root)),
+                str(target.parent.relative_to(self.root) / ".gitignore"),
+            )
+            if self._git("status", "--porcelain").strip():
+                self._git("commit", "--quiet", "-m", message)
+            return VersionedFile(str(relative), md5, self.head())
+
+    def head(self) -> str:
+        return self._git("rev-parse", "HEAD").strip()
+
+    def _git(self, *args: str) -> str:
+        completed = subprocess.run(["git", *args], cwd=self.root, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            raise RuntimeError(f"git {' '.join(args)} failed in {self.root}: {completed.stderr.strip()}")
+        return completed.stdout
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
