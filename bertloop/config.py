@@ -265,3 +265,23 @@ def _explain(error: ValidationError) -> str:
         suffix = "" if problem["type"] in {"missing"} or isinstance(given, dict) else f" (got {given!r})"
         lines.append(f"  - {field}: {message}{suffix}")
     return "\n".join(lines)
+
+
+def load_orchestration(environ: Mapping[str, str] | None = None) -> OrchestrationConfig:
+    """Only the Airflow wiring settings, for DAG parse time.
+
+    Reads the configuration file's ``orchestration`` section and its environment
+    overrides, nothing else: no database, no network, and no need for the data
+    settings that only a run requires.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = environ.get(ENV_CONFIG_FILE)
+    if path and Path(path).is_file():
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        values = dict(loaded.get("orchestration") or {}) if isinstance(loaded, dict) else {}
+    values = _deep_merge(values, _from_environment(environ).get("orchestration", {}))
+    try:
+        return OrchestrationConfig.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(_explain(error).replace("  - ", "  - orchestration.")) from None

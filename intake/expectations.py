@@ -147,10 +147,10 @@ def describe_failure(outcome: dict[str, Any], frame: pd.DataFrame, config: Platf
     kind, kwargs = expectation["type"], expectation["kwargs"]
     result = outcome.get("result") or {}
     column = kwargs.get("column")
-    if outcome.get("exception_info", {}).get("raised_exception"):
-        # GX could not evaluate the check, most often because a required column is missing;
-        # the missing-column expectation carries the useful sentence.
-        return f"could not check {kind} on column '{column}': the column is missing or unusable"
+    if column is not None and column not in frame.columns and kind != "expect_column_to_exist":
+        # A missing source column leaves this check unevaluated; the missing-column
+        # expectation already says what to fix.
+        return f"could not run {kind}: its column is missing (see the missing-column problem)"
     examples = result.get("partial_unexpected_list") or []
     count = result.get("unexpected_count")
     rows = config.validation

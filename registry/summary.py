@@ -32,8 +32,12 @@ def registry_rows(config: PlatformConfig) -> list[dict[str, str]]:
             {
                 "version": str(version.version),
                 "aliases": ",".join(sorted(aliases_by_version.get(str(version.version), []))) or "-",
-                "golden_accuracy": _number(metrics.get(f"{constants.GOLDEN_PREFIX}{constants.METRIC_ACCURACY}")),
-                "golden_macro_f1": _number(metrics.get(f"{constants.GOLDEN_PREFIX}{constants.METRIC_MACRO_F1}")),
+                "golden_accuracy": _number(
+                    metrics.get(f"{constants.GOLDEN_PREFIX}{constants.METRIC_ACCURACY}")
+                ),
+                "golden_macro_f1": _number(
+                    metrics.get(f"{constants.GOLDEN_PREFIX}{constants.METRIC_MACRO_F1}")
+                ),
                 "decision": tags.get(constants.TAG_DECISION, "-"),
                 "batch": tags.get("bertloop.batch_id", "-"),
                 "airflow_run": tags.get(constants.TAG_AIRFLOW_RUN_ID, "-"),

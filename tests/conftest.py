@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -19,13 +20,63 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Airflow reads its configuration when first imported: point it at a throw-away home,
+# this repository's DAGs and SQLite before any test imports it.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="bertloop-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(REPO_ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}"
+os.environ.pop("BERTLOOP_CONFIG", None)
+
 LABELS = ["sport", "tech", "politics"]
 TOPIC_WORDS = {
-    "sport": "match goal team score league coach player stadium season cup referee striker".split(),
-    "tech": "chip software code cloud server laptop network robot app data startup silicon".split(),
-    "politics": "vote election minister party senate policy law campaign cabinet budget treaty mayor".split(),
+    "sport": [
+        "match",
+        "goal",
+        "team",
+        "score",
+        "league",
+        "coach",
+        "player",
+        "stadium",
+        "season",
+        "cup",
+        "referee",
+        "striker",
+    ],
+    "tech": [
+        "chip",
+        "software",
+        "code",
+        "cloud",
+        "server",
+        "laptop",
+        "network",
+        "robot",
+        "app",
+        "data",
+        "startup",
+        "silicon",
+    ],
+    "politics": [
+        "vote",
+        "election",
+        "minister",
+        "party",
+        "senate",
+        "policy",
+        "law",
+        "campaign",
+        "cabinet",
+        "budget",
+        "treaty",
+        "mayor",
+    ],
 }
-FILLER = "the a of and in on today new after report says big week".split()
+FILLER = ["the", "a", "of", "and", "in", "on", "today", "new", "after", "report", "says", "big", "week"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 

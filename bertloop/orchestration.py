@@ -1,0 +1,55 @@
+"""What an Airflow task of the retrain DAG does, kept out of the DAG file.
+
+A task builds the run's configuration from the trigger form's Params, calls one
+step function, and translates the outcome into Airflow's terms: bad input
+(a rejected batch, an invalid setting, an unusable golden set) fails the task
+at once with no retries, an empty landing folder skips the run, and anything
+else is left to Airflow's retries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bertloop import steps
+from bertloop.config import ConfigError, PlatformConfig, load_config
+from bertloop.data import GoldenSetInvalid
+
+# Trigger-form fields that map one-to-one onto configuration settings.
+PARAM_SETTINGS = {
+    "epochs": "training.epochs",
+    "learning_rate": "training.learning_rate",
+    "max_steps": "training.max_steps",
+    "train_on": "training.train_on",
+}
+PERMANENT_ERRORS = (steps.BatchRejected, ConfigError, GoldenSetInvalid, FileNotFoundError)
+
+
+def config_from_params(params: Mapping[str, Any]) -> PlatformConfig:
+    """The configuration file plus the trigger form: typed fields first, then free overrides."""
+    overrides: dict[str, Any] = {
+        setting: params[field] for field, setting in PARAM_SETTINGS.items() if params.get(field) is not None
+    }
+    extra = params.get("overrides") or {}
+    if not isinstance(extra, Mapping):
+        raise ConfigError("the 'overrides' parameter must be an object of setting -> value")
+    overrides.update(extra)
+    return load_config(params.get("config_path") or None, overrides=overrides)
+
+
+def run_step(step: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one step for the DAG run in ``context``; the run id is the run key."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    params, run_id = context["params"], context["run_id"]
+    try:
+        config = config_from_params(params)
+        if step == "ingest":
+            return steps.ingest(config, run_id, params.get("data_path") or None, airflow_run_id=run_id)
+        return getattr(steps, step)(config, run_id)
+    except steps.NoBatchWaiting as error:
+        raise AirflowSkipException(str(error)) from error
+    except PERMANENT_ERRORS as error:
+        # Retrying cannot fix bad input; fail now with the message that says what to fix.
+        raise AirflowFailException(str(error)) from error

@@ -1,0 +1,110 @@
+"""
+### retrain
+
+Validates an incoming labelled batch, versions it, fine-tunes the classifier,
+evaluates it against the golden set and the current champion, and registers it
+in MLflow: `ingest → validate → version → train → evaluate → register`.
+
+Trigger it with a **data path** (empty: the oldest file in the landing folder)
+and optional overrides. A batch that fails validation is quarantined with a
+readable report and the run fails; nothing is trained on it. The train task runs
+on its own queue and pool, so GPU workers pick it up.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from bertloop.config import load_orchestration
+from bertloop.constants import DAG_RETRAIN
+
+orchestration = load_orchestration()
+
+
+@dag(
+    dag_id=DAG_RETRAIN,
+    schedule=orchestration.schedule,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["bertloop", "retraining"],
+    doc_md=__doc__,
+    default_args={
+        "retries": orchestration.retries,
+        "retry_delay": timedelta(seconds=orchestration.retry_delay_seconds),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(seconds=orchestration.max_retry_delay_seconds),
+    },
+    params={
+        "data_path": Param(
+            "",
+            type="string",
+            title="Data path",
+            description="Labelled batch (CSV, JSONL or Parquet). Empty: oldest file in the landing folder.",
+        ),
+        "config_path": Param(
+            "",
+            type="string",
+            title="Configuration file",
+            description="YAML configuration. Empty: $BERTLOOP_CONFIG.",
+        ),
+        "epochs": Param(None, type=["null", "number"], exclusiveMinimum=0, title="Epochs"),
+        "learning_rate": Param(None, type=["null", "number"], exclusiveMinimum=0, title="Learning rate"),
+        "max_steps": Param(None, type=["null", "integer"], title="Max steps (positive caps training)"),
+        "train_on": Param(None, type=["null", "string"], enum=[None, "all", "batch"], title="Train on"),
+        "overrides": Param(
+            {},
+            type="object",
+            title="Other settings",
+            description='Dotted settings, e.g. {"gate.minimums": {"macro_f1": 0.8}}.',
+        ),
+    },
+)
+def retrain():
+    @task
+    def ingest() -> dict:
+        from bertloop.orchestration import run_step
+
+        return run_step("ingest", get_current_context())
+
+    @task
+    def validate(batch: dict) -> dict:
+        from bertloop.orchestration import run_step
+
+        return run_step("validate", get_current_context())
+
+    @task
+    def version(report: dict) -> dict:
+        from bertloop.orchestration import run_step
+
+        return run_step("version", get_current_context())
+
+    @task(queue=orchestration.train_queue, pool=orchestration.train_pool)
+    def train(snapshot: dict) -> dict:
+        from bertloop.orchestration import run_step
+
+        return run_step("train", get_current_context())
+
+    @task
+    def evaluate(model: dict) -> dict:
+        from bertloop.orchestration import run_step
+
+        return run_step("evaluate", get_current_context())
+
+    @task
+    def register(verdict: dict) -> dict:
+        from bertloop.orchestration import run_step
+
+        return run_step("register", get_current_context())
+
+    batch = ingest()
+    report = validate(batch)
+    snapshot = version(report)
+    model = train(snapshot)
+    verdict = evaluate(model)
+    register(verdict)
+
+
+retrain()
