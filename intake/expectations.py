@@ -87,7 +87,7 @@ def validate_frame(
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    actions = []
+    actions: list[gx.checkpoint.actions.ValidationAction] = []
     if data_docs_dir is not None:
         context.add_data_docs_site(
             "quarantine",
