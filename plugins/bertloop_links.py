@@ -17,7 +17,7 @@ MODEL_NAME = os.environ.get("BERTLOOP_REGISTRY__MODEL_NAME", "bertloop-text-clas
 
 class BertloopLinksPlugin(AirflowPlugin):
     name = "bertloop_links"
-    external_views = [
+    external_views = [  # noqa: RUF012 (the AirflowPlugin interface is a class attribute)
         {
             "name": "MLflow model registry",
             "href": f"{MLFLOW_UI_URL}/#/models/{MODEL_NAME}",
