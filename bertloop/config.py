@@ -209,6 +209,10 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_FILE:
             continue
         keys = name[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER)
+        if keys[0] not in PlatformConfig.model_fields:
+            # Other BERTLOOP_* variables (BERTLOOP_WORKER_HOSTNAME, ...) are not settings;
+            # inside a known section an unknown key is still an error.
+            continue
         # YAML parsing gives "3" -> 3, "[a, b]" -> list, "null" -> None; pydantic checks the type.
         nested = _deep_merge(nested, _nest({".".join(keys): yaml.safe_load(raw)}))
     return nested

@@ -9,6 +9,7 @@ else is left to Airflow's retries.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,17 @@ PARAM_SETTINGS = {
     "train_on": "training.train_on",
 }
 PERMANENT_ERRORS = (steps.BatchRejected, ConfigError, GoldenSetInvalid, FileNotFoundError)
+
+
+def worker_hostname() -> str:
+    """Airflow's ``hostname_callable``: names the worker that ran a task instance.
+
+    Workers on one machine share its host name; ``BERTLOOP_WORKER_HOSTNAME`` tells
+    them apart, so a task instance shows whether the GPU worker or a CPU worker ran it.
+    """
+    import socket
+
+    return os.environ.get("BERTLOOP_WORKER_HOSTNAME") or socket.getfqdn()
 
 
 def config_from_params(params: Mapping[str, Any]) -> PlatformConfig:
