@@ -100,6 +100,25 @@ class TrainingConfig(_Section):
     device: Literal["auto", "cuda", "cpu"] = "auto"
     logging_steps: int = Field(default=10, ge=1)
     dataloader_workers: int = Field(default=0, ge=0)
+    processes_per_node: int = Field(
+        default=1,
+        ge=1,
+        description="Above 1: data-parallel training with torchrun (DDP), one process per GPU.",
+    )
+    nodes: int = Field(default=1, ge=1, description="Machines taking part; each runs the same torchrun.")
+    rendezvous_endpoint: str = Field(
+        default="", description="host:port of the torchrun rendezvous; required when nodes > 1."
+    )
+
+    @model_validator(mode="after")
+    def _multi_node_needs_rendezvous(self) -> TrainingConfig:
+        if self.nodes > 1 and not self.rendezvous_endpoint:
+            raise ValueError("nodes > 1 needs rendezvous_endpoint (host:port reachable from every node)")
+        return self
+
+    @property
+    def world_size(self) -> int:
+        return self.processes_per_node * self.nodes
 
 
 class GateConfig(_Section):

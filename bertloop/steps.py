@@ -159,18 +159,24 @@ def train(config: PlatformConfig, run_key: str) -> dict[str, Any]:
         client, ensure_experiment(client, config), run_key, lineage_tags(config, intake, versioned, base)
     )
     _log_params_once(client, run_id, config)
-    frame = load_training_frame(config, [Path(p) for p in versioned["training_files"]])
+    training_files = [Path(p) for p in versioned["training_files"]]
     run_dir = workspace.run_dir(run_key)
-    outcome = fine_tune(
-        texts=frame[config.data.text_column].tolist(),
-        labels=frame[config.data.label_column].tolist(),
-        label_names=config.data.labels,
-        base_checkpoint=base,
-        checkpoint_dir=run_dir / "checkpoints",
-        model_dir=run_dir / "model",
-        settings=config.training,
-        callbacks=[MlflowMetricsCallback(client, run_id)],
-    )
+    if config.training.world_size > 1:
+        from training.distributed import launch
+
+        outcome = launch(config, training_files, base, run_dir, tracking={"run_id": run_id})
+    else:
+        frame = load_training_frame(config, training_files)
+        outcome = fine_tune(
+            texts=frame[config.data.text_column].tolist(),
+            labels=frame[config.data.label_column].tolist(),
+            label_names=config.data.labels,
+            base_checkpoint=base,
+            checkpoint_dir=run_dir / "checkpoints",
+            model_dir=run_dir / "model",
+            settings=config.training,
+            callbacks=[MlflowMetricsCallback(client, run_id)],
+        )
     log_metrics(
         client, run_id, {"train_examples": outcome.train_examples, "final_train_loss": outcome.train_loss}
     )

@@ -100,7 +100,7 @@ def synthetic_rows(rows_per_class: int, seed: int, exclude: set[str] = frozenset
     return pd.DataFrame.from_records(records)
 
 
-def build_tiny_bert(folder: Path) -> Path:
+def build_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     vocabulary = SPECIAL + sorted({w for words in TOPIC_WORDS.values() for w in words} | set(FILLER))
@@ -112,6 +112,8 @@ def build_tiny_bert(folder: Path) -> Path:
         num_attention_heads=2,
         intermediate_size=64,
         max_position_embeddings=64,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
     )
     BertForSequenceClassification(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)

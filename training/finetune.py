@@ -101,8 +101,8 @@ def fine_tune(
     if resume_from:
         log.info("resuming from checkpoint %s", resume_from)
     result = trainer.train(resume_from_checkpoint=resume_from)
+    trainer.save_model(str(model_dir))  # every rank calls it; only the main process writes
     if trainer.is_world_process_zero():
-        trainer.save_model(str(model_dir))
         tokenizer.save_pretrained(str(model_dir))
     return TrainOutcome(
         model_dir=str(model_dir),
@@ -139,4 +139,9 @@ def training_arguments(settings: TrainingConfig, plan: HardwarePlan, checkpoint_
         report_to="none",  # metrics go to MLflow through our own callback, into our own run
         disable_tqdm=False,
         dataloader_num_workers=settings.dataloader_workers,
+        # Under torchrun: NCCL between GPUs, gloo between CPU processes.
+        ddp_backend=("nccl" if plan.device == "cuda" else "gloo") if settings.world_size > 1 else None,
+        # One label per example: each rank's mean loss, averaged by DDP, is the global mean.
+        # Token-count rescaling (meant for language modelling) would double the gradient here.
+        average_tokens_across_devices=False,
     )
