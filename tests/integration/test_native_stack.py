@@ -41,10 +41,13 @@ def test_retrain_on_celery_runs_train_on_the_gpu_worker(
     synthetic_rows(12, seed=21, exclude=set(golden_frame["text"])).to_csv(batch, index=False)
     before = _databases()
 
+    script = REPO_ROOT / "scripts" / "native_stack.py"
     completed = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "native_stack.py"), "--config", str(config), "--data", str(batch)],
-        capture_output=True, text=True, timeout=1200,
-    )  # fmt: skip
+        [sys.executable, str(script), "--config", str(config), "--data", str(batch)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
 
     summary = json.loads(completed.stdout.strip().splitlines()[-1])
     assert completed.returncode == 0 and summary["ok"], f"{summary}\n{completed.stderr[-6000:]}"
