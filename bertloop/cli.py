@@ -22,6 +22,7 @@ examples:
   bertloop --set training.epochs=1 run data/batch-02.jsonl
   bertloop ingest data/batch-01.csv --run-key try1 && bertloop validate --run-key try1
   bertloop models                                # versions, aliases, metrics, decisions
+  bertloop serve --port 8000                     # the gateway: champion, canary, prediction log
   bertloop config                                # the configuration in effect
 
 The configuration comes from --config (or $BERTLOOP_CONFIG), then environment variables
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(step, help=STEP_HELP[step])
         command.add_argument("--run-key", required=True, help="the key given to `bertloop ingest`")
 
+    serve = commands.add_parser("serve", help="run the serving gateway (champion, canary, prediction log)")
+    serve.add_argument("--host", help="default: serving.host")
+    serve.add_argument("--port", type=int, help="default: serving.port")
     commands.add_parser("models", help="list registered versions with aliases, metrics and decisions")
     commands.add_parser("config", help="print the configuration in effect, validated")
     return parser
@@ -97,6 +101,19 @@ def _dispatch(args: argparse.Namespace, config: Any) -> int:
 
     if args.command == "config":
         print(json.dumps(config.model_dump(mode="json"), indent=2))
+        return 0
+    if args.command == "serve":
+        import uvicorn
+
+        from serving.app import create_app
+
+        uvicorn.run(
+            create_app(config),
+            host=args.host or config.serving.host,
+            port=args.port or config.serving.port,
+            timeout_graceful_shutdown=int(config.serving.graceful_shutdown_seconds),
+            log_level="info",
+        )
         return 0
     if args.command == "models":
         from registry.summary import format_table, registry_rows

@@ -162,6 +162,53 @@ class OrchestrationConfig(_Section):
     max_retry_delay_seconds: int = Field(default=600, ge=0)
 
 
+class ServingConfig(_Section):
+    """The serving gateway: limits, micro-batching, model reloads, the prediction log."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_texts_per_request: int = Field(default=64, ge=1)
+    max_text_chars: int = Field(default=10_000, ge=1)
+    max_batch_size: int = Field(default=32, ge=1)
+    max_batch_wait_ms: float = Field(default=5.0, ge=0)
+    reload_interval_seconds: float = Field(default=5.0, gt=0)
+    prediction_log_url: str = Field(
+        default="", description="SQLAlchemy URL; empty: SQLite inside the workspace. postgresql:// works too."
+    )
+    redact_text: bool = Field(default=False, description="Keep texts out of the prediction log.")
+    shadow: bool = Field(
+        default=False, description="The canary scores a mirrored copy; only the champion answers."
+    )
+    routing_salt: str = "bertloop"
+    graceful_shutdown_seconds: float = Field(default=30, ge=0)
+
+
+class CanaryConfig(_Section):
+    """The canary rollout: ramp, bake time and the thresholds each step must pass."""
+
+    steps: list[float] = Field(default_factory=lambda: [5.0, 25.0, 50.0, 100.0], min_length=1)
+    bake_seconds: float = Field(default=300, ge=0)
+    min_requests_per_step: int = Field(default=200, ge=1)
+    step_timeout_seconds: float = Field(default=3600, gt=0)
+    poll_seconds: float = Field(default=10, gt=0)
+    max_error_rate_increase: float = Field(default=0.01, ge=0, le=1)
+    max_p95_latency_ratio: float = Field(default=1.5, gt=0)
+    min_agreement: float = Field(default=0.85, ge=0, le=1)
+    max_confidence_shift: float = Field(
+        default=0.25, gt=0, le=1, description="Largest Kolmogorov-Smirnov statistic between confidences."
+    )
+    min_feedback_per_arm: int = Field(default=30, ge=1)
+    accuracy_margin: float = Field(default=0.02, ge=0, le=1)
+    accuracy_alpha: float = Field(default=0.05, gt=0, lt=1)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_ramp_to_100(cls, steps: list[float]) -> list[float]:
+        if any(not 0 < step <= 100 for step in steps) or steps != sorted(set(steps)) or steps[-1] != 100:
+            raise ValueError("steps must rise strictly within (0, 100] and end at 100, e.g. [5, 25, 50, 100]")
+        return steps
+
+
 class PlatformConfig(_Section):
     """Everything a retraining run needs to know."""
 
@@ -172,6 +219,12 @@ class PlatformConfig(_Section):
     gate: GateConfig = GateConfig()
     registry: RegistryConfig = RegistryConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    serving: ServingConfig = ServingConfig()
+    canary: CanaryConfig = CanaryConfig()
+
+    @property
+    def prediction_log_url(self) -> str:
+        return self.serving.prediction_log_url or f"sqlite:///{(self.workspace / 'predictions.db').resolve()}"
 
     @property
     def tracking_uri(self) -> str:

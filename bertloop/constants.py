@@ -7,6 +7,17 @@ and the tests can never disagree on a spelling.
 # MLflow registry aliases (never the deprecated stages).
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
+PREVIOUS_CHAMPION_ALIAS = "previous_champion"
+
+# Registered-model tag through which the canary controller sets the gateway's traffic split.
+TAG_CANARY_PERCENT = "bertloop.canary_percent"
+TAG_CANARY_REASONS = "bertloop.canary_reasons"
+TAG_CANARY_OUTCOME = "bertloop.canary_outcome"
+
+# Roles of a model in the gateway, as recorded in the prediction log.
+ROLE_CHAMPION = "champion"
+ROLE_CANARY = "canary"
+ROLE_SHADOW = "shadow"
 
 # Lineage tags written on MLflow runs and model versions.
 TAG_PREFIX = "bertloop."
@@ -33,6 +44,8 @@ CHAMPION_PREFIX = "champion_golden_"
 
 # Airflow wiring.
 DAG_RETRAIN = "retrain"
+DAG_CANARY = "canary"
+DAG_ROLLBACK = "rollback"
 DEFAULT_TRAIN_QUEUE = "gpu"
 DEFAULT_TRAIN_POOL = "gpu_training"
 

@@ -57,25 +57,54 @@ def find_or_create_run(client: Any, experiment_id: str, run_key: str, tags: Mapp
 
 
 def current_champion(client: Any, model_name: str) -> Champion | None:
+    version = _version_by_alias(client, model_name, constants.CHAMPION_ALIAS)
+    if version is None:
+        return None
+    return Champion(version=str(version.version), run_id=str(version.run_id), source=str(version.source))
+
+
+def version_for_alias(client: Any, model_name: str, alias: str) -> str | None:
+    version = _version_by_alias(client, model_name, alias)
+    return None if version is None else str(version.version)
+
+
+def _version_by_alias(client: Any, model_name: str, alias: str) -> Any:
     from mlflow.exceptions import MlflowException
 
     try:
-        version = client.get_model_version_by_alias(model_name, constants.CHAMPION_ALIAS)
+        return client.get_model_version_by_alias(model_name, alias)
     except MlflowException as error:
         if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
             return None
         raise
-    return Champion(version=str(version.version), run_id=str(version.run_id), source=str(version.source))
+
+
+def canary_percent(client: Any, model_name: str) -> float:
+    """The share of traffic the canary controller has given the challenger (0 when unset)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tags = client.get_registered_model(model_name).tags
+    except MlflowException:
+        return 0.0
+    return float(tags.get(constants.TAG_CANARY_PERCENT, 0.0))
+
+
+def set_canary_percent(client: Any, model_name: str, percent: float) -> None:
+    client.set_registered_model_tag(model_name, constants.TAG_CANARY_PERCENT, f"{percent:g}")
+
+
+def load_version(model_name: str, version: str) -> tuple[Any, Any]:
+    """A registered version's model and tokenizer."""
+    import mlflow.transformers
+
+    components = mlflow.transformers.load_model(f"models:/{model_name}/{version}", return_type="components")
+    return components["model"], components["tokenizer"]
 
 
 def load_champion(champion: Champion, model_name: str) -> tuple[Any, Any]:
     """The champion's model and tokenizer, as registered."""
-    import mlflow.transformers
-
-    components = mlflow.transformers.load_model(
-        f"models:/{model_name}/{champion.version}", return_type="components"
-    )
-    return components["model"], components["tokenizer"]
+    return load_version(model_name, champion.version)
 
 
 def log_metrics(client: Any, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:

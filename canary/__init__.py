@@ -1,0 +1,1 @@
+"""Canary rollout: the step decision, the controller that ramps traffic, and the promotion ledger."""

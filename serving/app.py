@@ -1,0 +1,264 @@
+"""The serving gateway (FastAPI): /predict, /feedback, /healthz, /metrics.
+
+It serves the MLflow ``champion`` and, when there is one, the ``challenger`` as
+canary, on a share of callers set by the canary controller (sticky per caller
+key), or in shadow mode where the canary only scores a mirrored copy. Every
+prediction, answered or mirrored, is one row in the prediction log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, StrictStr
+
+from bertloop import constants
+from bertloop.config import PlatformConfig
+from serving.batching import MicroBatcher
+from serving.metrics import GatewayMetrics
+from serving.models import RegistryWatcher, RoutingState, ServedModel
+from serving.prediction_log import FeedbackExists, PredictionLog, PredictionRow, UnknownRequest
+from serving.routing import choose_role, hash_caller
+
+log = logging.getLogger(__name__)
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: StrictStr | None = None
+    texts: list[StrictStr] | None = None
+    caller_key: StrictStr | None = None
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: StrictStr
+    label: StrictStr
+
+
+class Gateway:
+    """State shared by the endpoints: routing snapshot, batcher, log, metrics, background work."""
+
+    def __init__(self, config: PlatformConfig, watcher: RegistryWatcher, prediction_log: PredictionLog):
+        self.config = config
+        self.watcher = watcher
+        self.log = prediction_log
+        self.metrics = GatewayMetrics()
+        self.batcher = MicroBatcher(config.serving.max_batch_size, config.serving.max_batch_wait_ms)
+        self.routing = RoutingState(champion=None, canary=None, canary_percent=0.0)
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def refresh(self) -> None:
+        state = await asyncio.to_thread(self.watcher.refresh)
+        if state.describe() != self.routing.describe():
+            log.info("routing now %s", state.describe())
+        self.routing = state  # one assignment: requests see the old or the new state, never a mix
+        self.metrics.canary_percent.set(state.canary_percent if state.canary else 0)
+
+    async def refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.serving.reload_interval_seconds)
+            try:
+                await self.refresh()
+            except Exception:  # the registry being briefly away must not stop serving
+                log.exception("could not refresh models from the registry; serving the current ones")
+
+    def mirror(self, model: ServedModel, texts: list[str], request_ids: list[str], caller: str) -> None:
+        task = asyncio.create_task(self._score_mirror(model, texts, request_ids, caller))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _score_mirror(
+        self, model: ServedModel, texts: list[str], request_ids: list[str], caller: str
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            results = await self.batcher.submit(model, texts)
+            error = None
+        except Exception as failure:
+            results, error = [], f"{type(failure).__name__}: {failure}"
+        latency = (time.perf_counter() - started) * 1000
+        self.log.record(
+            self.rows(model, constants.ROLE_SHADOW, texts, [uuid.uuid4().hex for _ in texts], caller,
+                      latency, results, error, mirror_of=request_ids)
+        )  # fmt: skip
+        self.metrics.observe(
+            model.version, constants.ROLE_SHADOW, "ok" if error is None else "error", latency
+        )
+
+    def rows(
+        self,
+        model: ServedModel,
+        role: str,
+        texts: list[str],
+        request_ids: list[str],
+        caller: str,
+        latency_ms: float,
+        results: list[Any],
+        error: str | None,
+        mirror_of: list[str] | None = None,
+    ) -> list[PredictionRow]:
+        now = time.time()
+        redact = self.config.serving.redact_text
+        rows = []
+        for index, (text, request_id) in enumerate(zip(texts, request_ids, strict=True)):
+            result = results[index] if results else None
+            rows.append(
+                PredictionRow(
+                    request_id=request_id,
+                    ts=now,
+                    caller_hash=hash_caller(caller),
+                    model_version=model.version,
+                    role=role,
+                    status="ok" if result is not None else "error",
+                    latency_ms=latency_ms,
+                    label=result.label if result else None,
+                    confidence=result.confidence if result else None,
+                    text=None if redact else text,
+                    error=error,
+                    mirror_of=mirror_of[index] if mirror_of else None,
+                )
+            )
+        return rows
+
+
+def create_app(
+    config: PlatformConfig,
+    watcher: RegistryWatcher | None = None,
+    prediction_log: PredictionLog | None = None,
+) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway = Gateway(
+            config,
+            watcher or RegistryWatcher(config),
+            prediction_log or PredictionLog(config.prediction_log_url),
+        )
+        app.state.gateway = gateway
+        gateway.batcher.start()
+        await gateway.refresh()
+        refresher = asyncio.create_task(gateway.refresh_forever())
+        try:
+            yield
+        finally:
+            # Uvicorn has already let in-flight requests finish; finish their mirrors and rows too.
+            refresher.cancel()
+            await gateway.drain()
+            await gateway.batcher.stop()
+            await asyncio.to_thread(gateway.log.close)
+
+    app = FastAPI(title="bertloop gateway", lifespan=lifespan)
+
+    @app.exception_handler(RequestValidationError)
+    async def readable_validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(part) for part in problem['loc'] if part != 'body') or 'body'}: {problem['msg']}"
+            for problem in error.errors()
+        ]
+        return JSONResponse(status_code=422, content={"detail": problems})
+
+    @app.post("/predict")
+    async def predict(body: PredictRequest, request: Request, x_caller_key: str | None = Header(None)) -> Any:
+        gateway: Gateway = request.app.state.gateway
+        texts = _checked_texts(body, config)
+        state = gateway.routing  # this request's snapshot, whatever swaps happen meanwhile
+        if state.champion is None:
+            raise HTTPException(503, "no champion model is registered yet; run the retrain DAG first")
+        request_ids = [uuid.uuid4().hex for _ in texts]
+        caller = x_caller_key or body.caller_key or request_ids[0]
+        shadow = config.serving.shadow
+        role = choose_role(
+            caller, state.canary_percent, config.serving.routing_salt, state.canary is not None and not shadow
+        )
+        served = state.canary if role == constants.ROLE_CANARY and state.canary else state.champion
+        started = time.perf_counter()
+        try:
+            results = await gateway.batcher.submit(served, texts)
+        except Exception as failure:
+            latency = (time.perf_counter() - started) * 1000
+            gateway.log.record(
+                gateway.rows(served, role, texts, request_ids, caller, latency, [], repr(failure))
+            )
+            gateway.metrics.observe(served.version, role, "error", latency, len(texts))
+            log.exception("inference failed on model version %s", served.version)
+            raise HTTPException(500, f"inference failed on model version {served.version}") from failure
+        latency = (time.perf_counter() - started) * 1000
+        gateway.log.record(gateway.rows(served, role, texts, request_ids, caller, latency, results, None))
+        gateway.metrics.observe(served.version, role, "ok", latency, len(texts))
+        # A mirrored copy gives champion-vs-canary agreement on the same texts.
+        if shadow and state.canary is not None:
+            gateway.mirror(state.canary, texts, request_ids, caller)
+        elif role == constants.ROLE_CANARY:
+            gateway.mirror(state.champion, texts, request_ids, caller)
+        return {
+            "predictions": [
+                {
+                    "request_id": request_id,
+                    "label": result.label,
+                    "confidence": result.confidence,
+                    "scores": result.scores,
+                    "model_version": served.version,
+                    "role": role,
+                }
+                for request_id, result in zip(request_ids, results, strict=True)
+            ]
+        }
+
+    @app.post("/feedback", status_code=201)
+    async def add_feedback(body: FeedbackRequest, request: Request) -> Any:
+        gateway: Gateway = request.app.state.gateway
+        if body.label not in config.data.labels:
+            raise HTTPException(422, f"label {body.label!r} is not one of {list(config.data.labels)}")
+        try:
+            await asyncio.to_thread(gateway.log.add_feedback, body.request_id, body.label)
+        except UnknownRequest as error:
+            raise HTTPException(404, str(error)) from None
+        except FeedbackExists as error:
+            raise HTTPException(409, str(error)) from None
+        return {"request_id": body.request_id, "label": body.label}
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> Any:
+        state: RoutingState = request.app.state.gateway.routing
+        body = {"status": "ok" if state.champion else "no_champion", **state.describe()}
+        return JSONResponse(body, status_code=200 if state.champion else 503)
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        return request.app.state.gateway.metrics.render()
+
+    return app
+
+
+def _checked_texts(body: PredictRequest, config: PlatformConfig) -> list[str]:
+    limits = config.serving
+    if (body.text is None) == (body.texts is None):
+        raise HTTPException(422, "send exactly one of 'text' (a string) or 'texts' (a list of strings)")
+    texts = [body.text] if body.text is not None else list(body.texts or [])
+    if not texts:
+        raise HTTPException(422, "'texts' is empty; send at least one text")
+    if len(texts) > limits.max_texts_per_request:
+        raise HTTPException(
+            422, f"{len(texts)} texts in one request; at most {limits.max_texts_per_request} are allowed"
+        )
+    for index, text in enumerate(texts):
+        if not text.strip():
+            raise HTTPException(422, f"text {index} is empty or blank")
+        if len(text) > limits.max_text_chars:
+            raise HTTPException(
+                422, f"text {index} has {len(text)} characters; at most {limits.max_text_chars} are allowed"
+            )
+    return texts
