@@ -7,6 +7,7 @@ run key; each step reads what the steps before it wrote under that key.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Sequence
@@ -23,6 +24,9 @@ examples:
   bertloop ingest data/batch-01.csv --run-key try1 && bertloop validate --run-key try1
   bertloop models                                # versions, aliases, metrics, decisions
   bertloop serve --port 8000                     # the gateway: champion, canary, prediction log
+  bertloop canary                                # ramp the challenger; promote or roll back
+  bertloop rollback --reason "refund intents"    # previous_champion becomes champion again
+  bertloop ledger                                # every alias change, who and why
   bertloop config                                # the configuration in effect
 
 The configuration comes from --config (or $BERTLOOP_CONFIG), then environment variables
@@ -75,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the serving gateway (champion, canary, prediction log)")
     serve.add_argument("--host", help="default: serving.host")
     serve.add_argument("--port", type=int, help="default: serving.port")
+    commands.add_parser("canary", help="roll the challenger out through the gateway; promote or roll back")
+    rollback = commands.add_parser("rollback", help="restore previous_champion as champion in one step")
+    rollback.add_argument("--reason", required=True, help="why; recorded in the promotion ledger")
+    commands.add_parser("ledger", help="show every alias change: when, who, from which version to which")
     commands.add_parser("models", help="list registered versions with aliases, metrics and decisions")
     commands.add_parser("config", help="print the configuration in effect, validated")
     return parser
@@ -115,6 +123,22 @@ def _dispatch(args: argparse.Namespace, config: Any) -> int:
             log_level="info",
         )
         return 0
+    if args.command == "canary":
+        from canary.controller import run_canary
+
+        print(json.dumps(run_canary(config, actor=f"cli:{getpass.getuser()}"), indent=2, default=str))
+        return 0
+    if args.command == "rollback":
+        from canary.controller import restore_previous_champion
+
+        outcome = restore_previous_champion(config, actor=f"cli:{getpass.getuser()}", reason=args.reason)
+        print(json.dumps(outcome, indent=2))
+        return 0
+    if args.command == "ledger":
+        from canary.ledger import Ledger, format_entries
+
+        print(format_entries(Ledger(config.ledger_url).entries(config.registry.model_name)))
+        return 0
     if args.command == "models":
         from registry.summary import format_table, registry_rows
 
@@ -135,11 +159,15 @@ def _report(error: Exception) -> int:
     from bertloop.data import GoldenSetInvalid
     from bertloop.steps import BatchRejected, NoBatchWaiting
     from bertloop.workspace import StepNotRun
+    from canary.controller import NothingToRollOut
 
     if isinstance(error, BatchRejected):
         print(f"rejected: {error}", file=sys.stderr)
         return EXIT_REJECTED
-    if isinstance(error, StepNotRun | NoBatchWaiting | GoldenSetInvalid | FileNotFoundError | ValueError):
+    if isinstance(
+        error,
+        StepNotRun | NoBatchWaiting | GoldenSetInvalid | FileNotFoundError | ValueError | NothingToRollOut,
+    ):
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     raise error

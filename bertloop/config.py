@@ -200,6 +200,7 @@ class CanaryConfig(_Section):
     min_feedback_per_arm: int = Field(default=30, ge=1)
     accuracy_margin: float = Field(default=0.02, ge=0, le=1)
     accuracy_alpha: float = Field(default=0.05, gt=0, lt=1)
+    ledger_url: str = Field(default="", description="SQLAlchemy URL; empty: SQLite inside the workspace.")
 
     @field_validator("steps")
     @classmethod
@@ -225,6 +226,10 @@ class PlatformConfig(_Section):
     @property
     def prediction_log_url(self) -> str:
         return self.serving.prediction_log_url or f"sqlite:///{(self.workspace / 'predictions.db').resolve()}"
+
+    @property
+    def ledger_url(self) -> str:
+        return self.canary.ledger_url or f"sqlite:///{(self.workspace / 'ledger.db').resolve()}"
 
     @property
     def tracking_uri(self) -> str:

@@ -46,6 +46,8 @@ CHAMPION_PREFIX = "champion_golden_"
 DAG_RETRAIN = "retrain"
 DAG_CANARY = "canary"
 DAG_ROLLBACK = "rollback"
+CHALLENGER_ASSET_NAME = "bertloop_challenger_registered"
+CHALLENGER_ASSET_URI = "bertloop://registry/challenger"
 DEFAULT_TRAIN_QUEUE = "gpu"
 DEFAULT_TRAIN_POOL = "gpu_training"
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from bertloop import steps
+from bertloop import constants, steps
 from bertloop.config import ConfigError, PlatformConfig, load_config
 from bertloop.data import GoldenSetInvalid
 
@@ -38,10 +38,19 @@ def worker_hostname() -> str:
     return os.environ.get("BERTLOOP_WORKER_HOSTNAME") or socket.getfqdn()
 
 
-def config_from_params(params: Mapping[str, Any]) -> PlatformConfig:
+CANARY_PARAM_SETTINGS = {
+    "steps": "canary.steps",
+    "bake_seconds": "canary.bake_seconds",
+    "min_requests_per_step": "canary.min_requests_per_step",
+}
+
+
+def config_from_params(
+    params: Mapping[str, Any], settings: Mapping[str, str] = PARAM_SETTINGS
+) -> PlatformConfig:
     """The configuration file plus the trigger form: typed fields first, then free overrides."""
     overrides: dict[str, Any] = {
-        setting: params[field] for field, setting in PARAM_SETTINGS.items() if params.get(field) is not None
+        setting: params[field] for field, setting in settings.items() if params.get(field) is not None
     }
     extra = params.get("overrides") or {}
     if not isinstance(extra, Mapping):
@@ -64,4 +73,50 @@ def run_step(step: str, context: Mapping[str, Any]) -> dict[str, Any]:
         raise AirflowSkipException(str(error)) from error
     except PERMANENT_ERRORS as error:
         # Retrying cannot fix bad input; fail now with the message that says what to fix.
+        raise AirflowFailException(str(error)) from error
+
+
+def announce_challenger(
+    registration: Mapping[str, Any], context: Mapping[str, Any], asset: Any
+) -> dict[str, Any]:
+    """Emit the challenger asset (which schedules the canary) only when a challenger was registered."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if constants.CHALLENGER_ALIAS not in registration.get("aliases", []):
+        # A skipped task emits no asset event: no canary for a champion-first or unblessed model.
+        raise AirflowSkipException(
+            f"version {registration.get('version')} is not a new challenger ({registration.get('aliases')})"
+        )
+    event = {key: registration[key] for key in ("model_name", "version", "mlflow_run_id")}
+    context["outlet_events"][asset].extra = event
+    return event
+
+
+def run_canary_step(context: Mapping[str, Any]) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from canary.controller import NothingToRollOut, run_canary
+
+    try:
+        config = config_from_params(context["params"], CANARY_PARAM_SETTINGS)
+        return run_canary(config, actor=f"airflow:canary:{context['run_id']}")
+    except NothingToRollOut as error:
+        raise AirflowSkipException(str(error)) from error
+    except PERMANENT_ERRORS as error:
+        raise AirflowFailException(str(error)) from error
+
+
+def run_rollback(context: Mapping[str, Any]) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from canary.controller import NothingToRollOut, restore_previous_champion
+
+    dag_run = context["dag_run"]
+    who = getattr(dag_run, "triggering_user_name", None) or "unknown user"
+    try:
+        config = config_from_params(context["params"], {})
+        return restore_previous_champion(
+            config, actor=f"airflow:rollback:{context['run_id']} by {who}", reason=context["params"]["reason"]
+        )
+    except (NothingToRollOut, ValueError, *PERMANENT_ERRORS) as error:
         raise AirflowFailException(str(error)) from error

@@ -227,12 +227,17 @@ def register(config: PlatformConfig, run_key: str) -> dict[str, Any]:
     version_number, created = registry.register_version(client, model_name, run_id, model_uri, tags)
     aliases: list[str] = []
     if verdict["decision"] == constants.DECISION_BLESSED:
+        from canary.aliases import AliasChanger
+        from canary.ledger import Ledger
+
+        changer = AliasChanger(client, model_name, Ledger(config.ledger_url), actor=f"retrain:{run_key}")
         alias = (
             constants.CHAMPION_ALIAS
-            if registry.current_champion(client, model_name) is None
+            if changer.current(constants.CHAMPION_ALIAS) is None
             else constants.CHALLENGER_ALIAS
         )
-        registry.set_alias(client, model_name, alias, version_number)
+        if changer.current(alias) != version_number:  # a retried task changes (and records) nothing
+            changer.set(alias, version_number, "register", {"summary": "; ".join(verdict["reasons"])})
         aliases.append(alias)
     return workspace.write_manifest(
         run_key,

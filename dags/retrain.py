@@ -3,7 +3,9 @@
 
 Validates an incoming labelled batch, versions it, fine-tunes the classifier,
 evaluates it against the golden set and the current champion, and registers it
-in MLflow: `ingest → validate → version → train → evaluate → register`.
+in MLflow: `ingest → validate → version → train → evaluate → register → announce`.
+A newly registered challenger is announced as an Airflow Asset, which starts the
+`canary` DAG.
 
 Trigger it with a **data path** (empty: the oldest file in the landing folder)
 and optional overrides. A batch that fails validation is quarantined with a
@@ -15,12 +17,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 
 from bertloop.config import load_orchestration
-from bertloop.constants import DAG_RETRAIN
+from bertloop.constants import CHALLENGER_ASSET_NAME, CHALLENGER_ASSET_URI, DAG_RETRAIN
 
 orchestration = load_orchestration()
+challenger_registered = Asset(name=CHALLENGER_ASSET_NAME, uri=CHALLENGER_ASSET_URI)
 
 
 @dag(
@@ -99,12 +102,19 @@ def retrain():
 
         return run_step("register", get_current_context())
 
+    @task(outlets=[challenger_registered])
+    def announce(registration: dict) -> dict:
+        from bertloop.orchestration import announce_challenger
+
+        return announce_challenger(registration, get_current_context(), challenger_registered)
+
     batch = ingest()
     report = validate(batch)
     snapshot = version(report)
     model = train(snapshot)
     verdict = evaluate(model)
-    register(verdict)
+    registration = register(verdict)
+    announce(registration)
 
 
 retrain()

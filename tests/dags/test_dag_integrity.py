@@ -58,16 +58,38 @@ def dagbag():
 
 def test_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert "retrain" in dagbag.dag_ids
+    assert {"retrain", "canary", "rollback"} <= set(dagbag.dag_ids)
 
 
-def test_retrain_is_a_chain_of_six_steps(dagbag) -> None:
+def test_retrain_is_a_chain_of_steps_that_announces_challengers(dagbag) -> None:
     dag = dagbag.dags["retrain"]
-    order = ["ingest", "validate", "version", "train", "evaluate", "register"]
+    order = ["ingest", "validate", "version", "train", "evaluate", "register", "announce"]
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     assert dag.catchup is False
+    (outlet,) = dag.get_task("announce").outlets
+    assert outlet.uri == "bertloop://registry/challenger"
+
+
+def test_canary_is_scheduled_on_the_challenger_asset(dagbag) -> None:
+    canary = dagbag.dags["canary"]
+    assert [asset.uri for asset in canary.timetable.asset_condition.objects] == [
+        "bertloop://registry/challenger"
+    ]
+    assert canary.get_task("roll_out").retries == 0
+    assert canary.max_active_runs == 1
+
+
+def test_rollback_form_requires_a_reason(dagbag) -> None:
+    from airflow.sdk.definitions.param import ParamsDict
+
+    rollback = dagbag.dags["rollback"]
+    with pytest.raises(Exception, match="reason"):
+        ParamsDict(rollback.params).validate()
+    params = ParamsDict(rollback.params)
+    params["reason"] = "bad predictions on refunds"
+    assert params.validate()["reason"] == "bad predictions on refunds"
 
 
 def test_train_runs_on_the_gpu_queue_and_pool_with_retries(dagbag) -> None:

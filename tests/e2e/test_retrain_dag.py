@@ -34,6 +34,25 @@ def _state(dag_run) -> str:
     return str(getattr(dag_run.state, "value", dag_run.state))
 
 
+def _task_state(dag_run, task_id: str) -> str:
+    (instance,) = [ti for ti in dag_run.get_task_instances() if ti.task_id == task_id]
+    return str(getattr(instance.state, "value", instance.state))
+
+
+def _challenger_events() -> list:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.settings import Session
+    from sqlalchemy import select
+
+    with Session() as session:
+        query = (
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == constants.CHALLENGER_ASSET_URI)
+        )
+        return list(session.scalars(query))
+
+
 def test_two_runs_give_champion_then_challenger_and_a_bad_batch_fails(
     retrain_dag, tmp_path: Path, tiny_checkpoint: Path, golden_frame: pd.DataFrame
 ) -> None:
@@ -73,6 +92,11 @@ def test_two_runs_give_champion_then_challenger_and_a_bad_batch_fails(
             constants.TAG_DECISION_REASONS,
         ):
             assert tags[key], key
+    # Only the challenger is announced: the asset event that starts the canary DAG.
+    assert _task_state(first, "announce") == "skipped"
+    assert _task_state(second, "announce") == "success"
+    events = _challenger_events()
+    assert [event.extra["version"] for event in events] == ["2"]
     # The trigger form's epochs override reached the configuration of the second run only.
     assert versions[0].tags[constants.TAG_CONFIG_HASH] != versions[1].tags[constants.TAG_CONFIG_HASH]
     assert client.get_run(versions[1].run_id).data.params["training.epochs"] == "10.0"

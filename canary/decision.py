@@ -1,0 +1,155 @@
+"""Judging one canary step: a pure function of the evidence and the policy, with no I/O.
+
+It fails closed where it can judge and a check fails; it waits while there is
+too little evidence or the bake time has not passed; it passes only when every
+check it can make passes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bertloop.config import CanaryConfig
+
+Outcome = Literal["pass", "fail", "wait"]
+
+
+@dataclass(frozen=True)
+class ArmStats:
+    """What one model did in the step's window (answered and mirrored predictions)."""
+
+    requests: int
+    errors: int
+    p95_latency_ms: float | None
+    confidences: tuple[float, ...] = ()
+    feedback_total: int = 0
+    feedback_correct: int = 0
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.feedback_correct / self.feedback_total if self.feedback_total else None
+
+
+@dataclass(frozen=True)
+class StepEvidence:
+    champion: ArmStats
+    canary: ArmStats
+    agreement_pairs: int
+    agreements: int
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreements / self.agreement_pairs if self.agreement_pairs else None
+
+
+@dataclass(frozen=True)
+class StepVerdict:
+    outcome: Outcome
+    reasons: tuple[str, ...]
+    failed: tuple[str, ...] = field(default=())
+
+
+def judge_step(evidence: StepEvidence, policy: CanaryConfig, baked: bool) -> StepVerdict:
+    champion, canary = evidence.champion, evidence.canary
+    waiting = []
+    if canary.requests < policy.min_requests_per_step:
+        waiting.append(f"canary has {canary.requests} of {policy.min_requests_per_step} requests")
+    if not baked:
+        waiting.append("bake time has not passed")
+    failed: list[str] = []
+    passed: list[str] = []
+
+    increase = canary.error_rate - champion.error_rate
+    check = failed if increase > policy.max_error_rate_increase else passed
+    check.append(
+        f"error rate {canary.error_rate:.2%} vs champion {champion.error_rate:.2%} "
+        f"(allowed increase {policy.max_error_rate_increase:.2%})"
+    )
+
+    if canary.p95_latency_ms is not None and champion.p95_latency_ms:
+        ratio = canary.p95_latency_ms / champion.p95_latency_ms
+        check = failed if ratio > policy.max_p95_latency_ratio else passed
+        check.append(
+            f"p95 latency {canary.p95_latency_ms:.1f} ms is {ratio:.2f}x the champion's "
+            f"{champion.p95_latency_ms:.1f} ms (allowed {policy.max_p95_latency_ratio:.2f}x)"
+        )
+    elif canary.requests:
+        waiting.append("no champion latency in this window to compare with")
+
+    if evidence.agreement is None:
+        waiting.append("no mirrored predictions yet to measure agreement")
+    else:
+        check = failed if evidence.agreement < policy.min_agreement else passed
+        check.append(
+            f"agreement with the champion {evidence.agreement:.1%} over {evidence.agreement_pairs} texts "
+            f"(minimum {policy.min_agreement:.1%})"
+        )
+
+    if champion.confidences and canary.confidences:
+        shift = ks_statistic(champion.confidences, canary.confidences)
+        check = failed if shift > policy.max_confidence_shift else passed
+        check.append(
+            f"confidence distribution shift (KS) {shift:.3f} (maximum {policy.max_confidence_shift:.3f})"
+        )
+
+    accuracy = _accuracy_check(champion, canary, policy, failed)
+    if accuracy:
+        passed.append(accuracy)
+
+    enough_traffic = canary.requests >= policy.min_requests_per_step
+    if failed and enough_traffic:
+        # With the minimum sample in, a failed check needs no bake time: roll back at once.
+        return StepVerdict("fail", tuple(failed + passed), tuple(failed))
+    if failed:
+        waiting.append("checks failing on a small sample: " + "; ".join(failed))
+    if waiting:
+        return StepVerdict("wait", tuple(waiting + passed))
+    return StepVerdict("pass", tuple(passed))
+
+
+def _accuracy_check(champion: ArmStats, canary: ArmStats, policy: CanaryConfig, failed: list[str]) -> str:
+    """One-sided non-inferiority z-test on feedback accuracy; sample sizes set the standard error."""
+    n_champion, n_canary = champion.feedback_total, canary.feedback_total
+    if min(n_champion, n_canary) < policy.min_feedback_per_arm:
+        return (
+            f"accuracy not compared: {n_canary} canary and {n_champion} champion feedback labels "
+            f"(need {policy.min_feedback_per_arm} each)"
+        )
+    p_value, difference = non_inferiority_p_value(
+        canary.feedback_correct, n_canary, champion.feedback_correct, n_champion, policy.accuracy_margin
+    )
+    sentence = (
+        f"accuracy {canary.accuracy:.1%} (n={n_canary}) vs champion {champion.accuracy:.1%} "
+        f"(n={n_champion}), difference {difference:+.1%}, p={p_value:.3g} that it is worse "
+        f"by more than {policy.accuracy_margin:.1%}"
+    )
+    if p_value < policy.accuracy_alpha:
+        failed.append(sentence + f" (below alpha {policy.accuracy_alpha})")
+        return ""
+    return sentence
+
+
+def non_inferiority_p_value(
+    canary_correct: int, canary_total: int, champion_correct: int, champion_total: int, margin: float
+) -> tuple[float, float]:
+    """p-value of 'the canary is no more than ``margin`` worse'; small values mean it is worse."""
+    from scipy.stats import norm
+
+    p_canary, p_champion = canary_correct / canary_total, champion_correct / champion_total
+    variance = p_canary * (1 - p_canary) / canary_total + p_champion * (1 - p_champion) / champion_total
+    # A continuity floor keeps the test defined when both arms are perfect or both are zero.
+    standard_error = math.sqrt(max(variance, 0.25 / (canary_total + champion_total) ** 2))
+    z = (p_canary - p_champion + margin) / standard_error
+    return float(norm.cdf(z)), p_canary - p_champion
+
+
+def ks_statistic(first: tuple[float, ...], second: tuple[float, ...]) -> float:
+    from scipy.stats import ks_2samp
+
+    return float(ks_2samp(first, second).statistic)

@@ -1,0 +1,57 @@
+"""
+### canary
+
+Rolls the MLflow `challenger` out through the serving gateway: its share of
+callers rises in steps (default 5% → 25% → 50% → 100%), each baked for a while
+and judged against the champion on live traffic (error rate, p95 latency,
+agreement, confidence distribution, and accuracy where feedback exists).
+All steps pass: the challenger becomes `champion`, the old one
+`previous_champion`. A step fails: the share goes back to 0 and the
+`challenger` alias is removed, with the reasons tagged on the model version.
+Every alias change is in the promotion ledger (`bertloop ledger`).
+
+Starts by itself when `retrain` registers a challenger; can be triggered by hand.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+from bertloop.constants import CHALLENGER_ASSET_NAME, CHALLENGER_ASSET_URI, DAG_CANARY
+
+challenger_registered = Asset(name=CHALLENGER_ASSET_NAME, uri=CHALLENGER_ASSET_URI)
+
+
+@dag(
+    dag_id=DAG_CANARY,
+    schedule=[challenger_registered],
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["bertloop", "serving"],
+    doc_md=__doc__,
+    params={
+        "config_path": Param(
+            "", type="string", title="Configuration file", description="Empty: $BERTLOOP_CONFIG."
+        ),
+        "steps": Param(None, type=["null", "array"], items={"type": "number"}, title="Steps (% of callers)"),
+        "bake_seconds": Param(None, type=["null", "number"], minimum=0, title="Bake time per step (s)"),
+        "min_requests_per_step": Param(None, type=["null", "integer"], minimum=1, title="Minimum requests"),
+        "overrides": Param({}, type="object", title="Other settings"),
+    },
+)
+def canary():
+    # No retries: a half-finished rollout is rolled back by the controller itself, and
+    # re-running a ramp must be a person's (or a new challenger's) decision.
+    @task(retries=0, execution_timeout=timedelta(hours=12))
+    def roll_out() -> dict:
+        from bertloop.orchestration import run_canary_step
+
+        return run_canary_step(get_current_context())
+
+    roll_out()
+
+
+canary()
