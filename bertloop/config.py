@@ -195,7 +195,10 @@ class CanaryConfig(_Section):
     max_p95_latency_ratio: float = Field(default=1.5, gt=0)
     min_agreement: float = Field(default=0.85, ge=0, le=1)
     max_confidence_shift: float = Field(
-        default=0.25, gt=0, le=1, description="Largest Kolmogorov-Smirnov statistic between confidences."
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Largest one-sided KS statistic of the canary's confidences below the champion's.",
     )
     min_feedback_per_arm: int = Field(default=30, ge=1)
     accuracy_margin: float = Field(default=0.02, ge=0, le=1)

@@ -92,10 +92,11 @@ def judge_step(evidence: StepEvidence, policy: CanaryConfig, baked: bool) -> Ste
         )
 
     if champion.confidences and canary.confidences:
-        shift = ks_statistic(champion.confidences, canary.confidences)
-        check = failed if shift > policy.max_confidence_shift else passed
+        drop = confidence_drop(champion.confidences, canary.confidences)
+        check = failed if drop > policy.max_confidence_shift else passed
         check.append(
-            f"confidence distribution shift (KS) {shift:.3f} (maximum {policy.max_confidence_shift:.3f})"
+            f"confidence drop against the champion (one-sided KS) {drop:.3f} "
+            f"(maximum {policy.max_confidence_shift:.3f})"
         )
 
     accuracy = _accuracy_check(champion, canary, policy, failed)
@@ -149,7 +150,14 @@ def non_inferiority_p_value(
     return float(norm.cdf(z)), p_canary - p_champion
 
 
-def ks_statistic(first: tuple[float, ...], second: tuple[float, ...]) -> float:
+def confidence_drop(champion: tuple[float, ...], canary: tuple[float, ...]) -> float:
+    """How far the canary's confidences sit below the champion's: the one-sided KS statistic.
+
+    One-sided on purpose: a retrained model is often more confident (measured on the
+    demo: mean 0.76 against 0.44, two-sided KS 0.98, while 98.7% of its answers agreed
+    and it was more accurate). A collapse in confidence is the warning sign.
+    """
     from scipy.stats import ks_2samp
 
-    return float(ks_2samp(first, second).statistic)
+    # alternative="greater": the canary's CDF lies above the champion's, i.e. its values are lower.
+    return float(ks_2samp(canary, champion, alternative="greater").statistic)

@@ -67,8 +67,9 @@ class RoutingState:
 
 
 def load_from_registry(config: PlatformConfig, version: str) -> ServedModel:
-    from registry.mlflow_registry import load_version
+    from registry.mlflow_registry import connect, load_version
 
+    connect(config)  # loading by models:/ URI goes through the configured registry
     model, tokenizer = load_version(config.registry.model_name, version)
     model.eval()
     return ServedModel(

@@ -38,7 +38,7 @@ def test_it_waits_for_traffic_and_bake_time() -> None:
         (
             arm(confidences=tuple(0.4 + 0.001 * (i % 100) for i in range(200))),
             190,
-            "confidence distribution shift",
+            "confidence drop",
         ),
     ],
 )
@@ -83,3 +83,10 @@ def test_non_inferiority_p_value_direction() -> None:
     assert worse < 0.001 < 0.5 < equal
     perfect, _ = non_inferiority_p_value(50, 50, 50, 50, margin=0.0)
     assert perfect == pytest.approx(0.5)
+
+
+def test_a_more_confident_canary_is_not_penalised() -> None:
+    sharper = arm(confidences=tuple(0.95 + 0.0004 * (i % 100) for i in range(200)))
+    verdict = judge_step(evidence(canary=sharper), POLICY, baked=True)
+    assert verdict.outcome == "pass"
+    assert any("confidence drop against the champion (one-sided KS) 0.000" in r for r in verdict.reasons)
