@@ -124,18 +124,18 @@ def _dispatch(args: argparse.Namespace, config: Any) -> int:
         )
         return 0
     if args.command == "canary":
-        from canary.controller import run_canary
+        from rollout.controller import run_canary
 
         print(json.dumps(run_canary(config, actor=f"cli:{getpass.getuser()}"), indent=2, default=str))
         return 0
     if args.command == "rollback":
-        from canary.controller import restore_previous_champion
+        from rollout.controller import restore_previous_champion
 
         outcome = restore_previous_champion(config, actor=f"cli:{getpass.getuser()}", reason=args.reason)
         print(json.dumps(outcome, indent=2))
         return 0
     if args.command == "ledger":
-        from canary.ledger import Ledger, format_entries
+        from rollout.ledger import Ledger, format_entries
 
         print(format_entries(Ledger(config.ledger_url).entries(config.registry.model_name)))
         return 0
@@ -159,7 +159,7 @@ def _report(error: Exception) -> int:
     from bertloop.data import GoldenSetInvalid
     from bertloop.steps import BatchRejected, NoBatchWaiting
     from bertloop.workspace import StepNotRun
-    from canary.controller import NothingToRollOut
+    from rollout.controller import NothingToRollOut
 
     if isinstance(error, BatchRejected):
         print(f"rejected: {error}", file=sys.stderr)

@@ -67,8 +67,16 @@ def broken_batch(golden: pd.DataFrame, batch: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([broken, golden.head(4)])
 
 
+def held_out(corpus: pd.DataFrame, parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Articles in neither the golden set nor a batch: the live traffic of the demo."""
+    used = set(pd.concat(parts.values())["text"])
+    return corpus[~corpus["text"].isin(used)].drop_duplicates("text").reset_index(drop=True)
+
+
 def write_inputs(workspace: Path, seed: int, golden_size: int, batch_size: int) -> Path:
-    parts = split_corpus(load_bbc_news(), seed, golden_size, batch_size)
+    corpus = load_bbc_news()
+    parts = split_corpus(corpus, seed, golden_size, batch_size)
+    held_out(corpus, parts).to_csv(workspace / "live-traffic.csv", index=False)
     landing = workspace / "landing"
     landing.mkdir(parents=True)
     parts["golden"].to_csv(workspace / "golden.csv", index=False)
@@ -93,6 +101,16 @@ def write_inputs(workspace: Path, seed: int, golden_size: int, batch_size: int) 
         "validation": {"min_rows": 100, "min_examples_per_class": 20, "max_text_chars": 30_000},
         "training": {"epochs": 2, "batch_size": 16, "max_length": 128, "learning_rate": 1e-4},
         "gate": {"minimums": {"accuracy": 0.85, "macro_f1": 0.85}, "max_regression": {"macro_f1": 0.02}},
+        "serving": {"reload_interval_seconds": 1, "max_batch_wait_ms": 10},
+        # A short ramp so the demo shows both paths in minutes; production defaults are longer.
+        "canary": {
+            "steps": [10, 50, 100],
+            "bake_seconds": 8,
+            "min_requests_per_step": 40,
+            "poll_seconds": 2,
+            "min_feedback_per_arm": 20,
+            "step_timeout_seconds": 240,
+        },
     }
     config_path = workspace / "bertloop.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -138,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--golden-per-class", type=int, default=40)
     parser.add_argument("--batch-per-class", type=int, default=60)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--skip-canary", action="store_true", help="stop after the retraining runs")
     args = parser.parse_args(argv)
     started = time.monotonic()
     workspace = Path(args.workspace).resolve()
@@ -174,7 +193,36 @@ def main(argv: list[str] | None = None) -> int:
     if outcomes[2][1] == 0:
         raise SystemExit("the broken batch was not rejected; see the log")
     summary(config_path, workspace, env, time.monotonic() - started)
+    if not args.skip_canary:
+        canary_part(config_path, workspace, env, log)
+        summary(config_path, workspace, env, time.monotonic() - started)
     return 0
+
+
+def canary_part(config_path: Path, workspace: Path, env: dict[str, str], log: Path) -> None:
+    from bertloop import demo_canary
+    from bertloop.config import load_config
+
+    _say("serving and canary: live traffic through the gateway, two rollouts")
+    report = demo_canary.run(
+        load_config(config_path),
+        pd.read_csv(workspace / "live-traffic.csv"),
+        {**os.environ, **env},
+        lambda args: airflow(args, env, log, check=False),
+        workspace,
+        _say,
+    )
+    print("\n=== Live traffic ===")
+    print(
+        f"{report['requests']} requests, {report['failed']} failed, {report['feedback']} feedback labels; "
+        f"{report['answered_and_logged']} of {report['answered']} answers have their prediction-log row"
+    )
+    print("\n=== Promotion ledger (bertloop ledger) ===")
+    for entry in report["ledger"]:
+        change = f"{entry['alias']}: {entry['from'] or '-'} -> {entry['to'] or '-'}" if entry["alias"] else ""
+        print(f"  {entry['action']:<16} {change:<30} {entry['actor']:<38} {entry['summary'][:90]}")
+    if report["failed"] or report["answered_and_logged"] != report["answered"]:
+        raise SystemExit("the gateway failed requests or lost log rows during the rollouts")
 
 
 def summary(config_path: Path, workspace: Path, env: dict[str, str], elapsed: float) -> None:

@@ -95,7 +95,7 @@ def announce_challenger(
 def run_canary_step(context: Mapping[str, Any]) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-    from canary.controller import NothingToRollOut, run_canary
+    from rollout.controller import NothingToRollOut, run_canary
 
     try:
         config = config_from_params(context["params"], CANARY_PARAM_SETTINGS)
@@ -109,7 +109,7 @@ def run_canary_step(context: Mapping[str, Any]) -> dict[str, Any]:
 def run_rollback(context: Mapping[str, Any]) -> dict[str, Any]:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from canary.controller import NothingToRollOut, restore_previous_champion
+    from rollout.controller import NothingToRollOut, restore_previous_champion
 
     dag_run = context["dag_run"]
     who = getattr(dag_run, "triggering_user_name", None) or "unknown user"

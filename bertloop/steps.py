@@ -227,8 +227,8 @@ def register(config: PlatformConfig, run_key: str) -> dict[str, Any]:
     version_number, created = registry.register_version(client, model_name, run_id, model_uri, tags)
     aliases: list[str] = []
     if verdict["decision"] == constants.DECISION_BLESSED:
-        from canary.aliases import AliasChanger
-        from canary.ledger import Ledger
+        from rollout.aliases import AliasChanger
+        from rollout.ledger import Ledger
 
         changer = AliasChanger(client, model_name, Ledger(config.ledger_url), actor=f"retrain:{run_key}")
         alias = (

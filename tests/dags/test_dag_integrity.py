@@ -114,3 +114,11 @@ def test_trigger_form_params_are_typed(dagbag) -> None:
     with pytest.raises(Exception, match="train_on"):
         bad = ParamsDict(dag.params)
         bad["train_on"] = "everything"
+
+
+def test_no_dag_file_shadows_a_project_package() -> None:
+    """Airflow puts the DAGs folder first on sys.path: dags/x.py would hide a package x."""
+    import tomllib
+
+    packages = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["packages"]
+    assert {path.stem for path in DAG_FILES}.isdisjoint(packages)

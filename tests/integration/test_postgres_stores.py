@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from canary.ledger import Ledger
+from rollout.ledger import Ledger
 from serving.prediction_log import PredictionLog, PredictionRow, UnknownRequest
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from bertloop import constants
-from canary.controller import NothingToRollOut, restore_previous_champion, run_canary
-from canary.ledger import Ledger
+from rollout.controller import NothingToRollOut, restore_previous_champion, run_canary
+from rollout.ledger import Ledger
 from serving.prediction_log import PredictionLog, PredictionRow
 from tests.serving.conftest import Registry
 

@@ -1,7 +1,7 @@
 import pytest
 
 from bertloop.config import CanaryConfig
-from canary.decision import ArmStats, StepEvidence, judge_step, non_inferiority_p_value
+from rollout.decision import ArmStats, StepEvidence, judge_step, non_inferiority_p_value
 
 POLICY = CanaryConfig(min_requests_per_step=100, min_feedback_per_arm=30)
 STEADY = tuple(0.8 + 0.001 * (i % 100) for i in range(200))

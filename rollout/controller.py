@@ -15,10 +15,10 @@ from typing import Any
 
 from bertloop import constants
 from bertloop.config import PlatformConfig
-from canary.aliases import AliasChanger
-from canary.decision import StepVerdict, judge_step
-from canary.evidence import collect
-from canary.ledger import Ledger
+from rollout.aliases import AliasChanger
+from rollout.decision import StepVerdict, judge_step
+from rollout.evidence import collect
+from rollout.ledger import Ledger
 
 log = logging.getLogger(__name__)
 

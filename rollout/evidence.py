@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from canary.decision import ArmStats, StepEvidence
+from rollout.decision import ArmStats, StepEvidence
 from serving.prediction_log import rows_since
 
 

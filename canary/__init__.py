@@ -1,1 +1,0 @@
-"""Canary rollout: the step decision, the controller that ramps traffic, and the promotion ledger."""
