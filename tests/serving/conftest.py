@@ -16,62 +16,8 @@ import httpx
 import pandas as pd
 import pytest
 
-from bertloop import constants
-from bertloop.config import PlatformConfig, load_config
-from tests.conftest import synthetic_rows, write_config
-
-
-@dataclass
-class Registry:
-    config_file: Path
-    config: PlatformConfig
-
-    def client(self):
-        from registry.mlflow_registry import connect
-
-        return connect(self.config)
-
-    def set_alias(self, alias: str, version: str) -> None:
-        self.client().set_registered_model_alias(self.config.registry.model_name, alias, version)
-
-    def delete_alias(self, alias: str) -> None:
-        self.client().delete_registered_model_alias(self.config.registry.model_name, alias)
-
-    def set_canary_percent(self, percent: float) -> None:
-        from registry.mlflow_registry import set_canary_percent
-
-        set_canary_percent(self.client(), self.config.registry.model_name, percent)
-
-
-@pytest.fixture(scope="module")
-def two_versions(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Registry:
-    """Version 1 (champion) and version 2 (challenger) of a tiny BERT, registered for real."""
-    from bertloop import steps
-
-    root = tmp_path_factory.mktemp("registry")
-    golden = synthetic_rows(10, seed=1000)
-    config_file = write_config(
-        root,
-        tiny_checkpoint,
-        golden,
-        **{
-            "serving.reload_interval_seconds": 0.3,
-            "serving.max_batch_wait_ms": 2,
-            "canary.poll_seconds": 0.2,
-        },
-    )
-    config = load_config(config_file, environ={})
-    for seed in (1, 2):
-        batch = root / f"batch-{seed}.csv"
-        synthetic_rows(12, seed=seed, exclude=set(golden["text"])).to_csv(batch, index=False)
-        steps.run_all(config, f"run-{seed}", str(batch))
-    registry = Registry(config_file, config)
-    aliases = registry.client().get_registered_model(config.registry.model_name).aliases
-    assert {alias: str(v) for alias, v in aliases.items()} == {
-        constants.CHAMPION_ALIAS: "1",
-        constants.CHALLENGER_ALIAS: "2",
-    }
-    return registry
+from bertloop.config import PlatformConfig
+from tests.conftest import Registry
 
 
 def free_port() -> int:
