@@ -214,7 +214,8 @@ def canary_part(config_path: Path, workspace: Path, env: dict[str, str], log: Pa
     )
     print("\n=== Live traffic ===")
     print(
-        f"{report['requests']} requests, {report['failed']} failed, {report['feedback']} feedback labels; "
+        f"{report['requests']} requests, {report['failed']} failed, "
+        f"{report['rejected']} rejected with a 4xx, {report['feedback']} feedback labels; "
         f"{report['answered_and_logged']} of {report['answered']} answers have their prediction-log row"
     )
     print("\n=== Promotion ledger (bertloop ledger) ===")

@@ -42,7 +42,7 @@ class TrafficDriver:
         self.stop_event = threading.Event()
         self.pending: deque[tuple[float, str, str]] = deque()
         self.lock = threading.Lock()
-        self.sent = self.failed = self.feedback_sent = 0
+        self.sent = self.failed = self.rejected = self.feedback_sent = 0
         self.answered: list[str] = []
         self.threads: list[threading.Thread] = []
 
@@ -73,12 +73,15 @@ class TrafficDriver:
                     response = client.post(
                         f"{self.url}/predict", json={"text": row["text"]}, headers={"X-Caller-Key": caller}
                     )
-                    ok = response.status_code == 200
+                    status = response.status_code
                 except httpx.HTTPError:
-                    ok = False
+                    status = 0
                 with self.lock:
                     self.sent += 1
-                    if not ok:
+                    if 400 <= status < 500:
+                        self.rejected += 1  # the caller's fault, answered with a clear 4xx
+                        continue
+                    if status != 200:
                         self.failed += 1
                         continue
                     request_id = response.json()["predictions"][0]["request_id"]
@@ -156,7 +159,7 @@ def register_degraded(config: PlatformConfig, examples: list[str]) -> str:
     experiment = registry.ensure_experiment(client, config)
     tags = {constants.TAG_DECISION: "demo: deliberately degraded, never evaluated"}
     run_id = registry.find_or_create_run(client, experiment, f"demo-degraded-from-v{champion}", tags)
-    uri = registry.log_transformers_model(run_id, str(folder), examples)
+    uri = registry.log_transformers_model(run_id, str(folder), examples, config.training.max_length)
     version, _ = registry.register_version(client, name, run_id, uri, tags)
     AliasChanger(client, name, Ledger(config.ledger_url), actor="demo").set(
         constants.CHALLENGER_ALIAS,
@@ -180,7 +183,9 @@ def run(
 
     gateway, url = start_gateway(env, workdir / "gateway.log")
     say(f"gateway serving at {url} (log: {workdir / 'gateway.log'})")
-    traffic = TrafficDriver(url, held_out, clients=4, feedback_delay=2.0, seed=7)
+    # Callers send what the API accepts; longer articles would get a 422 (see the gateway tests).
+    acceptable = held_out[held_out["text"].str.len() <= config.serving.max_text_chars]
+    traffic = TrafficDriver(url, acceptable, clients=4, feedback_delay=2.0, seed=7)
     traffic.start()
     outcomes = {}
     try:
@@ -210,6 +215,7 @@ def run(
     return {
         "requests": traffic.sent,
         "failed": traffic.failed,
+        "rejected": traffic.rejected,
         "feedback": traffic.feedback_sent,
         "answered_and_logged": sum(request_id in logged for request_id in traffic.answered),
         "answered": len(traffic.answered),

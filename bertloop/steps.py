@@ -212,7 +212,9 @@ def register(config: PlatformConfig, run_key: str) -> dict[str, Any]:
     client = registry.connect(config)
     run_id = trained["mlflow_run_id"]
     examples = load_golden_set(config).frame[config.data.text_column].head(2).tolist()
-    model_uri = registry.log_transformers_model(run_id, trained["model_dir"], examples)
+    model_uri = registry.log_transformers_model(
+        run_id, trained["model_dir"], examples, config.training.max_length
+    )
     # The version carries the same lineage as the run that trained it, plus the verdict.
     run_tags = client.get_run(run_id).data.tags
     tags = {key: value for key, value in run_tags.items() if key.startswith(constants.TAG_PREFIX)}

@@ -127,7 +127,7 @@ def logged_model_uri(run_id: str) -> str | None:
     return models[0].model_uri if models else None
 
 
-def log_transformers_model(run_id: str, model_dir: str, example_texts: list[str]) -> str:
+def log_transformers_model(run_id: str, model_dir: str, example_texts: list[str], max_length: int) -> str:
     """Log the fine-tuned model (transformers flavour, signature and input example)."""
     import mlflow
     import mlflow.transformers
@@ -149,6 +149,9 @@ def log_transformers_model(run_id: str, model_dir: str, example_texts: list[str]
             signature=signature,
             input_example=example_texts,
             pip_requirements=_pip_requirements(),
+            # Served through MLflow, long texts are cut as in training instead of overflowing
+            # the position embeddings.
+            model_config={"truncation": True, "max_length": max_length},
         )
     return str(info.model_uri)
 

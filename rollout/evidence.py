@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from bertloop import constants
 from rollout.decision import ArmStats, StepEvidence
 from serving.prediction_log import rows_since
 
@@ -38,7 +39,9 @@ def evidence_from_rows(rows: Sequence[Mapping[str, Any]], champion: str, canary:
 def _arm(rows: Sequence[Mapping[str, Any]]) -> ArmStats:
     ok = [row for row in rows if row["status"] == "ok"]
     judged = [row for row in ok if row.get("true_label")]
-    latencies = [row["latency_ms"] for row in rows]
+    # Latency of answered requests only: mirrored scoring runs in the background, so its
+    # timing says nothing about what callers wait for.
+    latencies = [row["latency_ms"] for row in rows if row["role"] != constants.ROLE_SHADOW]
     return ArmStats(
         requests=len(rows),
         errors=len(rows) - len(ok),

@@ -199,6 +199,11 @@ class Registry:
     def delete_alias(self, alias: str) -> None:
         self.client().delete_registered_model_alias(self.config.registry.model_name, alias)
 
+    def canary_percent(self) -> float:
+        from registry.mlflow_registry import canary_percent
+
+        return canary_percent(self.client(), self.config.registry.model_name)
+
     def set_canary_percent(self, percent: float) -> None:
         from registry.mlflow_registry import set_canary_percent
 

@@ -7,6 +7,7 @@ it, so the whole ramp (four steps with bake times) runs in a few seconds.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -21,8 +22,8 @@ from tests.serving.conftest import Registry
 class SimulatedTraffic:
     """A clock whose every tick brings one batch of champion, canary and mirrored predictions."""
 
-    def __init__(self, log: PredictionLog, canary_agrees: bool, start: float):
-        self.log, self.canary_agrees, self.now = log, canary_agrees, start
+    def __init__(self, log: PredictionLog, canary_agrees: bool, start: float, share: Callable[[], float]):
+        self.log, self.canary_agrees, self.now, self.share = log, canary_agrees, start, share
 
     def clock(self) -> float:
         return self.now
@@ -34,18 +35,19 @@ class SimulatedTraffic:
             champion_id, canary_id = uuid.uuid4().hex, uuid.uuid4().hex
             canary_label = "sport" if self.canary_agrees or index % 2 else "tech"
             rows += [
-                self._row(champion_id, "1", "champion", "sport"),
                 self._row(canary_id, "2", "canary", canary_label),
-                self._row(uuid.uuid4().hex, "1", "shadow", "sport", mirror_of=canary_id),
+                self._row(uuid.uuid4().hex, "1", "shadow", "sport", mirror_of=canary_id, latency_ms=500.0),
             ]
+            if self.share() < 100:  # at 100% the champion answers no one; only mirrors
+                rows.append(self._row(champion_id, "1", "champion", "sport"))
         self.log.record(rows)
         self.log.flush()
 
-    def _row(self, request_id: str, version: str, role: str, label: str, mirror_of: str | None = None):
+    def _row(self, request_id, version, role, label, mirror_of=None, latency_ms=12.0) -> PredictionRow:
+        # Mirrored scoring runs slowly in the background (500 ms); only answered latency counts.
         return PredictionRow(
-            request_id=request_id, ts=self.now, caller_hash="c", model_version=version, role=role,
-            status="ok", latency_ms=12.0, label=label, confidence=0.9, mirror_of=mirror_of,
-        )  # fmt: skip
+            request_id, self.now, "c", version, role, "ok", latency_ms, label, 0.9, mirror_of=mirror_of
+        )
 
 
 @pytest.fixture
@@ -74,7 +76,9 @@ def test_a_good_challenger_is_promoted_through_every_step(fresh_rollout) -> None
     import time
 
     registry, log = fresh_rollout
-    traffic = SimulatedTraffic(log, canary_agrees=True, start=time.time() + 10_000)
+    traffic = SimulatedTraffic(
+        log, canary_agrees=True, start=time.time() + 10_000, share=registry.canary_percent
+    )
     config = registry.config.model_copy(update={"canary": registry.config.canary.model_copy(
         update={"bake_seconds": 60, "min_requests_per_step": 100, "poll_seconds": 30})})  # fmt: skip
     result = run_canary(config, clock=traffic.clock, sleep=traffic.sleep)
@@ -104,7 +108,9 @@ def test_a_disagreeing_challenger_is_rolled_back_with_reasons(fresh_rollout) -> 
     import time
 
     registry, log = fresh_rollout
-    traffic = SimulatedTraffic(log, canary_agrees=False, start=time.time() + 20_000)
+    traffic = SimulatedTraffic(
+        log, canary_agrees=False, start=time.time() + 20_000, share=registry.canary_percent
+    )
     result = run_canary(registry.config, clock=traffic.clock, sleep=traffic.sleep)
     assert result["outcome"] == "rolled_back"
     assert len(result["steps"]) == 1  # failed at the first step, 5%
