@@ -116,6 +116,7 @@ def main() -> int:
         "TOKENIZERS_PARALLELISM": "false",
     }
     bin_dir = Path(sys.executable).parent
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"  # mlflow models serve runs `uvicorn`
     gateway_port, mlflow_port = free_port(), free_port()
     # The gateway serves the champion alone, as MLflow does: no canary, no mirrored scoring.
     gateway_command = [sys.executable, "-m", "bertloop.cli", "--set", "serving.shadow=false"]
