@@ -1,0 +1,136 @@
+"""Drift detectors: pure functions of a reference sample and a live window, each with a p-value.
+
+Every detector answers with the same shape (statistic, p-value, drifted) and
+refuses to alarm below a minimum sample, so the decision that combines them is
+sample-size aware by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    statistic: float
+    p_value: float | None
+    drifted: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name, "statistic": self.statistic, "p_value": self.p_value,
+            "drifted": self.drifted, "detail": self.detail,
+        }  # fmt: skip
+
+
+def text_length_drift(reference: Sequence[int], window: Sequence[int], alpha: float) -> Signal:
+    """Two-sample Kolmogorov-Smirnov test on text lengths (in word pieces)."""
+    from scipy.stats import ks_2samp
+
+    result = ks_2samp(reference, window)
+    return Signal(
+        "text_length", float(result.statistic), float(result.pvalue), bool(result.pvalue < alpha),
+        f"median length {np.median(window):.0f} vs reference {np.median(reference):.0f} word pieces",
+    )  # fmt: skip
+
+
+def unknown_token_drift(
+    reference_unknown: int, reference_total: int, window_unknown: int, window_total: int, alpha: float
+) -> Signal:
+    """One-sided two-proportion z-test: has the share of unknown or rare word pieces risen?"""
+    from scipy.stats import norm
+
+    p_ref = reference_unknown / max(reference_total, 1)
+    p_win = window_unknown / max(window_total, 1)
+    pooled = (reference_unknown + window_unknown) / max(reference_total + window_total, 1)
+    se = np.sqrt(max(pooled * (1 - pooled) * (1 / max(reference_total, 1) + 1 / max(window_total, 1)), 1e-12))
+    p_value = float(norm.sf((p_win - p_ref) / se))
+    return Signal(
+        "unknown_tokens", p_win - p_ref, p_value, bool(p_value < alpha),
+        f"{p_win:.2%} of word pieces unknown or rare vs {p_ref:.2%} in the reference",
+    )  # fmt: skip
+
+
+def mmd_permutation_test(
+    reference: np.ndarray, window: np.ndarray, alpha: float, permutations: int, seed: int
+) -> Signal:
+    """Maximum mean discrepancy (RBF kernel, median bandwidth) with a permutation-calibrated p-value."""
+    pooled = np.vstack([reference, window]).astype(np.float64)
+    squared = np.sum(pooled**2, axis=1)
+    distances = np.maximum(squared[:, None] + squared[None, :] - 2 * pooled @ pooled.T, 0.0)
+    bandwidth = np.median(distances[np.triu_indices_from(distances, k=1)])
+    kernel = np.exp(-distances / max(bandwidth, 1e-12))
+    n = len(reference)
+
+    def mmd(order: np.ndarray) -> float:
+        k = kernel[np.ix_(order, order)]
+        first, second = k[:n, :n], k[n:, n:]
+        cross = k[:n, n:]
+        m = len(order) - n
+        # The unbiased estimator: diagonal terms left out.
+        return float(
+            (first.sum() - np.trace(first)) / (n * (n - 1))
+            + (second.sum() - np.trace(second)) / (m * (m - 1))
+            - 2 * cross.mean()
+        )
+
+    generator = np.random.default_rng(seed)
+    observed = mmd(np.arange(len(pooled)))
+    exceed = sum(mmd(generator.permutation(len(pooled))) >= observed for _ in range(permutations))
+    p_value = (exceed + 1) / (permutations + 1)
+    return Signal(
+        "embedding_mmd", observed, p_value, bool(p_value < alpha),
+        f"MMD² {observed:.4f} on sentence embeddings, {permutations} permutations",
+    )  # fmt: skip
+
+
+def label_drift(
+    reference_counts: dict[str, int], window_counts: dict[str, int], alpha: float, psi_threshold: float
+) -> Signal:
+    """Chi-square test of the window's predicted-label counts against the reference mix, with PSI."""
+    from scipy.stats import chisquare
+
+    labels = sorted(set(reference_counts) | set(window_counts))
+    ref = np.array([reference_counts.get(label, 0) for label in labels], dtype=float) + 0.5
+    win = np.array([window_counts.get(label, 0) for label in labels], dtype=float) + 0.5
+    expected = ref / ref.sum() * win.sum()
+    p_value = float(chisquare(win, expected).pvalue)
+    psi = population_stability_index(ref / ref.sum(), win / win.sum())
+    return Signal(
+        "label_distribution", psi, p_value, bool(p_value < alpha and psi > psi_threshold),
+        f"PSI {psi:.3f}; window mix {dict(zip(labels, np.round(win / win.sum(), 3).tolist(), strict=True))}",
+    )  # fmt: skip
+
+
+def population_stability_index(expected: np.ndarray, actual: np.ndarray) -> float:
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def confidence_drift(reference: Sequence[float], window: Sequence[float], alpha: float) -> Signal:
+    from scipy.stats import ks_2samp
+
+    result = ks_2samp(reference, window)
+    return Signal(
+        "confidence", float(result.statistic), float(result.pvalue), bool(result.pvalue < alpha),
+        f"mean confidence {np.mean(window):.3f} vs reference {np.mean(reference):.3f}",
+    )  # fmt: skip
+
+
+def accuracy_drift(
+    reference_accuracy: float, correct: int, total: int, alpha: float, margin: float
+) -> Signal:
+    """One-sided binomial test: is live accuracy below the reference by more than ``margin``?"""
+    from scipy.stats import binomtest
+
+    target = max(reference_accuracy - margin, 1e-6)
+    p_value = float(binomtest(correct, total, target, alternative="less").pvalue)
+    accuracy = correct / total
+    return Signal(
+        "accuracy", accuracy - reference_accuracy, p_value, bool(p_value < alpha),
+        f"live accuracy {accuracy:.1%} on {total} feedback labels vs {reference_accuracy:.1%} reference",
+    )  # fmt: skip
