@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -100,6 +100,12 @@ class TrainingConfig(_Section):
     device: Literal["auto", "cuda", "cpu"] = "auto"
     logging_steps: int = Field(default=10, ge=1)
     dataloader_workers: int = Field(default=0, ge=0)
+    earlier_data_fraction: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="With train_on 'all': the share of earlier batches' rows mixed in with the new batch.",
+    )
     processes_per_node: int = Field(
         default=1,
         ge=1,
@@ -154,7 +160,11 @@ class RegistryConfig(_Section):
 class OrchestrationConfig(_Section):
     """How Airflow runs the steps."""
 
-    schedule: str | None = Field(default=None, description="Cron expression or preset; None: manual.")
+    schedule: str | None = Field(
+        default="@daily",
+        description="Cron expression or preset for retraining on the landing folder; None: only drift "
+        "and people start it.",
+    )
     train_queue: str = constants.DEFAULT_TRAIN_QUEUE
     train_pool: str = constants.DEFAULT_TRAIN_POOL
     retries: int = Field(default=2, ge=0)
@@ -213,6 +223,31 @@ class CanaryConfig(_Section):
         return steps
 
 
+class DriftConfig(_Section):
+    """Drift detection on live predictions, and the storm control around the retrains it starts."""
+
+    schedule: str = "@hourly"
+    window_minutes: float = Field(default=60, gt=0)
+    min_window_size: int = Field(default=200, ge=10, description="No alarm below this many predictions.")
+    reference_size: int = Field(default=1000, ge=10)
+    embedding_sample: int = Field(default=300, ge=10, description="Texts per side for the MMD test.")
+    permutations: int = Field(default=200, ge=20)
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    psi_threshold: float = Field(default=0.1, ge=0)
+    rare_token_count: int = Field(
+        default=1, ge=0, description="Word pieces seen this often or less are rare."
+    )
+    accuracy_margin: float = Field(default=0.02, ge=0, le=1)
+    min_feedback: int = Field(default=50, ge=1)
+    min_signals: int = Field(
+        default=2, ge=1, description="Signals that must fire together; embedding drift alone also confirms."
+    )
+    cooldown_minutes: float = Field(default=360, ge=0)
+    backoff_factor: float = Field(default=2.0, ge=1)
+    max_cooldown_minutes: float = Field(default=2880, ge=0)
+    seed: int = 0
+
+
 class PlatformConfig(_Section):
     """Everything a retraining run needs to know."""
 
@@ -225,6 +260,7 @@ class PlatformConfig(_Section):
     orchestration: OrchestrationConfig = OrchestrationConfig()
     serving: ServingConfig = ServingConfig()
     canary: CanaryConfig = CanaryConfig()
+    drift: DriftConfig = DriftConfig()
 
     @property
     def prediction_log_url(self) -> str:
@@ -352,20 +388,28 @@ def _explain(error: ValidationError) -> str:
 
 
 def load_orchestration(environ: Mapping[str, str] | None = None) -> OrchestrationConfig:
-    """Only the Airflow wiring settings, for DAG parse time.
+    """Only the Airflow wiring settings, for DAG parse time (see :func:`load_section`)."""
+    return load_section("orchestration", OrchestrationConfig, environ)
 
-    Reads the configuration file's ``orchestration`` section and its environment
-    overrides, nothing else: no database, no network, and no need for the data
-    settings that only a run requires.
+
+SectionT = TypeVar("SectionT", bound=_Section)
+
+
+def load_section(name: str, model: type[SectionT], environ: Mapping[str, str] | None = None) -> SectionT:
+    """One section of the configuration, for DAG parse time.
+
+    Reads that section of the configuration file and its environment overrides,
+    nothing else: no database, no network, and no need for the data settings
+    that only a run requires.
     """
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     path = environ.get(ENV_CONFIG_FILE)
     if path and Path(path).is_file():
         loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        values = dict(loaded.get("orchestration") or {}) if isinstance(loaded, dict) else {}
-    values = _deep_merge(values, _from_environment(environ).get("orchestration", {}))
+        values = dict(loaded.get(name) or {}) if isinstance(loaded, dict) else {}
+    values = _deep_merge(values, _from_environment(environ).get(name, {}))
     try:
-        return OrchestrationConfig.model_validate(values)
+        return model.model_validate(values)
     except ValidationError as error:
-        raise ConfigError(_explain(error).replace("  - ", "  - orchestration.")) from None
+        raise ConfigError(_explain(error).replace("  - ", f"  - {name}.")) from None

@@ -67,7 +67,8 @@ def run_step(step: str, context: Mapping[str, Any]) -> dict[str, Any]:
     try:
         config = config_from_params(params)
         if step == "ingest":
-            return steps.ingest(config, run_id, params.get("data_path") or None, airflow_run_id=run_id)
+            source = params.get("data_path") or drift_data_path(context)
+            return steps.ingest(config, run_id, source, airflow_run_id=run_id)
         return getattr(steps, step)(config, run_id)
     except steps.NoBatchWaiting as error:
         raise AirflowSkipException(str(error)) from error
@@ -120,3 +121,41 @@ def run_rollback(context: Mapping[str, Any]) -> dict[str, Any]:
         )
     except (NothingToRollOut, ValueError, *PERMANENT_ERRORS) as error:
         raise AirflowFailException(str(error)) from error
+
+
+def drift_data_path(context: Mapping[str, Any]) -> str | None:
+    """The feedback batch a drift event carries, when drift (not the clock or a person) started the run."""
+    events = context.get("triggering_asset_events") or {}
+    for asset, asset_events in events.items():
+        if getattr(asset, "uri", None) == constants.DRIFT_ASSET_URI and asset_events:
+            return asset_events[-1].extra.get("data_path")
+    return None
+
+
+def run_drift_check(context: Mapping[str, Any]) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from drift.check import run_check
+
+    try:
+        config = config_from_params(context["params"], {})
+    except PERMANENT_ERRORS as error:
+        raise AirflowFailException(str(error)) from error
+    # At most one retrain at a time: ask Airflow how many are queued or running.
+    running = context["ti"].get_dr_count(dag_id=constants.DAG_RETRAIN, states=["queued", "running"])
+    return run_check(config, retrains_running=int(running))
+
+
+def announce_drift(outcome: Mapping[str, Any], context: Mapping[str, Any], asset: Any) -> dict[str, Any]:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if not outcome.get("triggered"):
+        raise AirflowSkipException(outcome.get("reason", "no retrain needed"))
+    evidence = {
+        "data_path": outcome["data_path"],
+        "snapshot": outcome["snapshot"],
+        "report": outcome["report"],
+        "signals": [s["name"] for s in outcome["signals"] if s["drifted"]],
+    }
+    context["outlet_events"][asset].extra = evidence
+    return evidence

@@ -7,8 +7,10 @@ in MLflow: `ingest → validate → version → train → evaluate → register 
 A newly registered challenger is announced as an Airflow Asset, which starts the
 `canary` DAG.
 
-Trigger it with a **data path** (empty: the oldest file in the landing folder)
-and optional overrides. A batch that fails validation is quarantined with a
+It runs on its cron schedule (`orchestration.schedule`, taking the oldest file
+in the landing folder) or when the `drift` DAG confirms drift (taking the
+feedback batch the drift event carries). A person can trigger it with a
+**data path** and optional overrides. A batch that fails validation is quarantined with a
 readable report and the run fails; nothing is trained on it. The train task runs
 on its own queue and pool, so GPU workers pick it up.
 """
@@ -17,18 +19,41 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import (
+    Asset,
+    AssetOrTimeSchedule,
+    CronTriggerTimetable,
+    Param,
+    dag,
+    get_current_context,
+    task,
+)
 
 from bertloop.config import load_orchestration
-from bertloop.constants import CHALLENGER_ASSET_NAME, CHALLENGER_ASSET_URI, DAG_RETRAIN
+from bertloop.constants import (
+    CHALLENGER_ASSET_NAME,
+    CHALLENGER_ASSET_URI,
+    DAG_RETRAIN,
+    DRIFT_ASSET_NAME,
+    DRIFT_ASSET_URI,
+)
 
 orchestration = load_orchestration()
 challenger_registered = Asset(name=CHALLENGER_ASSET_NAME, uri=CHALLENGER_ASSET_URI)
+drift_confirmed = Asset(name=DRIFT_ASSET_NAME, uri=DRIFT_ASSET_URI)
+# On the clock (batches in the landing folder) OR when the drift DAG confirms drift.
+schedule = (
+    AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable(orchestration.schedule, timezone="UTC"), assets=drift_confirmed
+    )
+    if orchestration.schedule
+    else drift_confirmed
+)
 
 
 @dag(
     dag_id=DAG_RETRAIN,
-    schedule=orchestration.schedule,
+    schedule=schedule,
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

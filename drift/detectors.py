@@ -7,10 +7,10 @@ sample-size aware by construction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 @dataclass(frozen=True)
@@ -22,16 +22,22 @@ class Signal:
     detail: str
 
     def to_dict(self) -> dict[str, object]:
+        """JSON-safe: a statistic that is not finite (a degenerate sample) becomes null."""
         return {
-            "name": self.name, "statistic": self.statistic, "p_value": self.p_value,
+            "name": self.name, "statistic": _finite(self.statistic), "p_value": _finite(self.p_value),
             "drifted": self.drifted, "detail": self.detail,
         }  # fmt: skip
 
 
-def text_length_drift(reference: Sequence[int], window: Sequence[int], alpha: float) -> Signal:
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def text_length_drift(reference: ArrayLike, window: ArrayLike, alpha: float) -> Signal:
     """Two-sample Kolmogorov-Smirnov test on text lengths (in word pieces)."""
     from scipy.stats import ks_2samp
 
+    reference, window = np.asarray(reference, dtype=float), np.asarray(window, dtype=float)
     result = ks_2samp(reference, window)
     return Signal(
         "text_length", float(result.statistic), float(result.pvalue), bool(result.pvalue < alpha),
@@ -111,9 +117,10 @@ def population_stability_index(expected: np.ndarray, actual: np.ndarray) -> floa
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def confidence_drift(reference: Sequence[float], window: Sequence[float], alpha: float) -> Signal:
+def confidence_drift(reference: ArrayLike, window: ArrayLike, alpha: float) -> Signal:
     from scipy.stats import ks_2samp
 
+    reference, window = np.asarray(reference, dtype=float), np.asarray(window, dtype=float)
     result = ks_2samp(reference, window)
     return Signal(
         "confidence", float(result.statistic), float(result.pvalue), bool(result.pvalue < alpha),

@@ -1,0 +1,57 @@
+"""
+### drift
+
+Every hour (`drift.schedule`), compares a window of the prediction log with the
+champion's training data and its predictions on it: text length, unknown or
+rare word pieces, sentence-embedding MMD, predicted-label mix, confidence, and
+accuracy where feedback exists. Each window gets a JSON summary and an HTML
+report. Confirmed drift that storm control allows (no retrain running, new
+data, cooldown over) exports the labelled feedback as a batch and emits the
+`bertloop://drift/confirmed` asset, which starts `retrain` on it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+from bertloop.config import DriftConfig, load_section
+from bertloop.constants import DAG_DRIFT, DRIFT_ASSET_NAME, DRIFT_ASSET_URI
+
+drift_settings = load_section("drift", DriftConfig)
+drift_confirmed = Asset(name=DRIFT_ASSET_NAME, uri=DRIFT_ASSET_URI)
+
+
+@dag(
+    dag_id=DAG_DRIFT,
+    schedule=drift_settings.schedule,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["bertloop", "monitoring"],
+    doc_md=__doc__,
+    params={
+        "config_path": Param(
+            "", type="string", title="Configuration file", description="Empty: $BERTLOOP_CONFIG."
+        ),
+        "overrides": Param({}, type="object", title="Other settings"),
+    },
+)
+def drift():
+    @task
+    def check() -> dict:
+        from bertloop.orchestration import run_drift_check
+
+        return run_drift_check(get_current_context())
+
+    @task(outlets=[drift_confirmed])
+    def start_retrain(outcome: dict) -> dict:
+        from bertloop.orchestration import announce_drift
+
+        return announce_drift(outcome, get_current_context(), drift_confirmed)
+
+    start_retrain(check())
+
+
+drift()

@@ -1,0 +1,106 @@
+"""The HTML report of one drift window: the signals in plain words, plots, and Evidently's own report."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def render_html(
+    path: Path, summary: dict[str, Any], rows: Sequence[dict[str, Any]], reference: Any, window: Any
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    confidences = [row["confidence"] for row in rows]
+    axes[0].hist(reference.confidences, bins=20, alpha=0.6, density=True, label="reference")
+    axes[0].hist(confidences, bins=20, alpha=0.6, density=True, label="window")
+    axes[0].set_title("Confidence")
+    axes[0].legend()
+    labels = sorted(set(reference.label_counts) | {row["label"] for row in rows})
+    ref_total = max(sum(reference.label_counts.values()), 1)
+    window_counts = Counter(row["label"] for row in rows)
+    positions = np.arange(len(labels))
+    axes[1].bar(positions - 0.2, [reference.label_counts.get(label, 0) / ref_total for label in labels], 0.4,
+                label="reference")  # fmt: skip
+    axes[1].bar(positions + 0.2, [window_counts.get(label, 0) / max(len(rows), 1) for label in labels], 0.4,
+                label="window")  # fmt: skip
+    axes[1].set_xticks(positions, labels, rotation=30)
+    axes[1].set_title("Predicted label mix")
+    axes[1].legend()
+    if window is not None and len(window.lengths):
+        axes[2].hist(reference.lengths, bins=30, alpha=0.6, density=True, label="reference")
+        axes[2].hist(window.lengths, bins=30, alpha=0.6, density=True, label="window")
+        axes[2].set_title("Text length (word pieces)")
+        axes[2].legend()
+    else:
+        axes[2].set_title("Text length: texts are redacted in the log")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    plots = base64.b64encode(buffer.getvalue()).decode()
+    evidently_file = _evidently(path.with_suffix(".evidently.html"), rows, reference, window)
+    table = "".join(_row(signal) for signal in summary["signals"])
+    link = f'<p><a href="{evidently_file.name}">Evidently data drift report</a></p>' if evidently_file else ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"""<!doctype html><html><head><meta charset="utf-8"><title>Drift report</title>
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:4px 10px;border-bottom:1px solid #ddd}}
+tr.drift td{{background:#fde2e2}} tr.ok td{{background:#e6f4ea}}</style></head><body>
+<h1>Drift report: champion v{html.escape(str(summary["champion"]))}</h1>
+<p>{summary["window_size"]} predictions in the last {summary["window_minutes"]:g} minutes,
+compared with the champion's training data and its predictions on it.</p>
+<table><tr><th>signal</th><th>verdict</th><th>statistic</th><th>p-value</th><th>detail</th></tr>{table}</table>
+{link}<img alt="distributions" src="data:image/png;base64,{plots}"></body></html>""",
+        encoding="utf-8",
+    )
+
+
+def _row(signal: dict[str, Any]) -> str:
+    verdict = "DRIFT" if signal["drifted"] else "ok"
+    p_value = "" if signal["p_value"] is None else f"{signal['p_value']:.2g}"
+    return (
+        f"<tr class={'drift' if signal['drifted'] else 'ok'}><td>{html.escape(signal['name'])}</td>"
+        f"<td>{verdict}</td><td>{_number(signal['statistic'])}</td><td>{p_value}</td>"
+        f"<td>{html.escape(signal['detail'])}</td></tr>"
+    )
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _evidently(path: Path, rows: Sequence[dict[str, Any]], reference: Any, window: Any) -> Path | None:
+    """Evidently's tabular drift report on what both sides share: length, confidence, predicted label."""
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    reference_frame = pd.DataFrame(
+        {
+            "text_length": reference.lengths,
+            "confidence": reference.confidences,
+            "predicted_label": [
+                label for label, count in reference.label_counts.items() for _ in range(count)
+            ][: len(reference.lengths)],
+        }
+    )
+    current = pd.DataFrame({"confidence": [row["confidence"] for row in rows],
+                            "predicted_label": [row["label"] for row in rows]})  # fmt: skip
+    if window is not None and len(window.lengths) == len(rows):
+        current["text_length"] = window.lengths
+    else:
+        reference_frame = reference_frame.drop(columns="text_length")
+    Report([DataDriftPreset()]).run(current, reference_frame).save_html(str(path))
+    return path

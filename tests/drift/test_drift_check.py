@@ -1,0 +1,99 @@
+"""A drift check end to end on a real registry and prediction log: no shift, a shift, storm control."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bertloop.config import PlatformConfig
+from drift.check import run_check, timeline
+from serving.models import load_from_registry
+from serving.prediction_log import PredictionLog, PredictionRow
+from tests.conftest import Registry, synthetic_rows
+
+NEW_TOPIC = [
+    "weather",
+    "rain",
+    "storm",
+    "forecast",
+    "sunny",
+    "cloudy",
+    "flood",
+    "drought",
+    "wind",
+    "snow",
+    "heatwave",
+    "frost",
+]
+
+
+def _log_window(config: PlatformConfig, texts: list[str], truths: list[str], now: float) -> None:
+    served = load_from_registry(config, "1")
+    predictions = served.predict(texts)
+    log = PredictionLog(config.prediction_log_url)
+    ids = []
+    rows = []
+    for offset, (text, prediction) in enumerate(zip(texts, predictions, strict=True)):
+        request_id = uuid.uuid4().hex
+        ids.append(request_id)
+        rows.append(
+            PredictionRow(request_id, now - 60 + offset * 0.01, "c", "1", "champion", "ok", 10.0,
+                          prediction.label, prediction.confidence, text=text)
+        )  # fmt: skip
+    log.record(rows)
+    for request_id, truth in zip(ids, truths, strict=True):
+        log.add_feedback(request_id, truth, now=time.time())
+    log.close()
+
+
+@pytest.fixture
+def drift_config(two_versions: Registry) -> PlatformConfig:
+    return two_versions.config.model_copy(
+        update={
+            "drift": two_versions.config.drift.model_copy(
+                update={"min_window_size": 60, "reference_size": 120, "embedding_sample": 120,
+                        "permutations": 100, "min_feedback": 20, "window_minutes": 5}
+            ),
+            "validation": two_versions.config.validation,
+        }
+    )  # fmt: skip
+
+
+def test_no_shift_no_alarm_then_shift_triggers_once(drift_config: PlatformConfig) -> None:
+    start = time.time() + 100_000  # a window of its own, clear of other tests' rows
+    steady = synthetic_rows(30, seed=77)  # the training distribution: 90 texts
+    _log_window(drift_config, steady["text"].tolist(), steady["label"].tolist(), start)
+    quiet = run_check(drift_config, now=start)
+    assert quiet["window_size"] == 90
+    assert not quiet["confirmed"] and not quiet["triggered"], quiet
+    assert json.loads(Path(quiet["report"]).read_text())["signals"]
+
+    generator = random.Random(5)
+    drifted = [" ".join(generator.sample(NEW_TOPIC, 6)) + f" {i}" for i in range(90)]
+    _log_window(drift_config, drifted, ["sport"] * 90, start + 600)
+    alarm = run_check(drift_config, now=start + 600)
+    fired = {signal["name"] for signal in alarm["signals"] if signal["drifted"]}
+    assert alarm["confirmed"] and {"embedding_mmd", "unknown_tokens"} <= fired, alarm
+    assert alarm["triggered"] and alarm["data_path"]
+    exported = pd.read_csv(alarm["data_path"])
+    assert set(exported.columns) == {"text", "label"} and len(exported) >= 90
+    html = Path(alarm["report"]).with_suffix(".html").read_text()
+    assert "embedding_mmd" in html and "Evidently data drift report" in html
+
+    again = run_check(drift_config, now=start + 660)  # same drift, same feedback: storm control holds
+    assert again["confirmed"] and not again["triggered"]
+    assert "already used" in again["reason"] or "cooldown" in again["reason"]
+    history = timeline(drift_config)
+    assert list(history["triggered"].tail(3)) == [False, True, False]
+
+
+def test_too_small_a_window_gives_no_verdict(drift_config: PlatformConfig) -> None:
+    outcome = run_check(drift_config, now=time.time() + 500_000)
+    assert outcome["window_size"] == 0 and not outcome["confirmed"]
+    assert "no verdict below 60" in outcome["reason"]
