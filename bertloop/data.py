@@ -45,10 +45,23 @@ def load_golden_set(config: PlatformConfig) -> GoldenSet:
     )
 
 
-def load_training_frame(config: PlatformConfig, files: list[Path]) -> pd.DataFrame:
-    """All accepted batches of the snapshot; a text seen twice keeps its latest label."""
+def load_training_frame(
+    config: PlatformConfig, files: list[Path], newest: Path | None = None
+) -> pd.DataFrame:
+    """The batches of the snapshot; a text seen twice keeps its latest label.
+
+    ``newest`` (the batch this run accepted, e.g. drift feedback) is always used
+    whole; the earlier batches contribute ``training.earlier_data_fraction`` of
+    their rows, sampled with the training seed.
+    """
     text, label = config.data.text_column, config.data.label_column
-    frames = [read_batch(path, config.data.csv_delimiter)[[text, label]] for path in files]
+    fraction = config.training.earlier_data_fraction
+    frames = []
+    for path in files:
+        frame = read_batch(path, config.data.csv_delimiter)[[text, label]]
+        if newest is not None and path.resolve() != newest.resolve() and fraction < 1:
+            frame = frame.sample(frac=fraction, random_state=config.training.seed)
+        frames.append(frame)
     if not frames:
         raise ValueError("the training snapshot is empty; accept at least one batch first")
     combined = pd.concat(frames, ignore_index=True)

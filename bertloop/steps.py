@@ -164,9 +164,14 @@ def train(config: PlatformConfig, run_key: str) -> dict[str, Any]:
     if config.training.world_size > 1:
         from training.distributed import launch
 
-        outcome = launch(config, training_files, base, run_dir, tracking={"run_id": run_id})
+        outcome = launch(
+            config, training_files, base, run_dir, tracking={"run_id": run_id},
+            newest=Path(versioned["data_repo"]) / versioned["batch_path"],
+        )  # fmt: skip
     else:
-        frame = load_training_frame(config, training_files)
+        frame = load_training_frame(
+            config, training_files, newest=Path(versioned["data_repo"]) / versioned["batch_path"]
+        )
         outcome = fine_tune(
             texts=frame[config.data.text_column].tolist(),
             labels=frame[config.data.label_column].tolist(),

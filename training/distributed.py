@@ -40,6 +40,7 @@ def launch(
     base_checkpoint: Path,
     run_dir: Path,
     tracking: dict[str, str] | None,
+    newest: Path | None = None,
 ) -> TrainOutcome:
     """Run data-parallel training in child processes and return rank 0's outcome."""
     job_file = run_dir / "distributed-job.json"
@@ -50,6 +51,7 @@ def launch(
         {
             "config": config.model_dump(mode="json"),
             "training_files": [str(path) for path in training_files],
+            "newest": str(newest) if newest else None,
             "base_checkpoint": str(base_checkpoint),
             "run_dir": str(run_dir),
             "outcome_file": str(outcome_file),
@@ -70,7 +72,8 @@ def _run_job(job: dict[str, Any]) -> None:
     from training.finetune import fine_tune
 
     config = PlatformConfig.model_validate(job["config"])
-    frame = load_training_frame(config, [Path(path) for path in job["training_files"]])
+    newest = Path(job["newest"]) if job.get("newest") else None
+    frame = load_training_frame(config, [Path(path) for path in job["training_files"]], newest)
     callbacks = []
     if job["tracking"] and int(os.environ.get("RANK", "0")) == 0:
         from registry.mlflow_registry import connect
