@@ -82,14 +82,26 @@ def judge_step(evidence: StepEvidence, policy: CanaryConfig, baked: bool) -> Ste
     elif canary.requests:
         waiting.append("no champion latency in this window to compare with")
 
+    accuracy_failures: list[str] = []
+    accuracy = _accuracy_check(champion, canary, policy, accuracy_failures)
+    judged_on_accuracy = bool(accuracy) and not accuracy.startswith("accuracy not compared")
     if evidence.agreement is None:
         waiting.append("no mirrored predictions yet to measure agreement")
     else:
-        check = failed if evidence.agreement < policy.min_agreement else passed
-        check.append(
+        sentence = (
             f"agreement with the champion {evidence.agreement:.1%} over {evidence.agreement_pairs} texts "
             f"(minimum {policy.min_agreement:.1%})"
         )
+        if evidence.agreement >= policy.min_agreement:
+            passed.append(sentence)
+        elif judged_on_accuracy:
+            # After drift the champion itself is wrong: disagreeing with it is fine when
+            # feedback shows the canary is at least as accurate.
+            passed.append(
+                sentence + "; below the minimum, but feedback shows the canary is not less accurate"
+            )
+        else:
+            failed.append(sentence)
 
     if champion.confidences and canary.confidences:
         drop = confidence_drop(champion.confidences, canary.confidences)
@@ -99,7 +111,7 @@ def judge_step(evidence: StepEvidence, policy: CanaryConfig, baked: bool) -> Ste
             f"(maximum {policy.max_confidence_shift:.3f})"
         )
 
-    accuracy = _accuracy_check(champion, canary, policy, failed)
+    failed.extend(accuracy_failures)
     if accuracy:
         passed.append(accuracy)
 

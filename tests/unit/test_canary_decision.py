@@ -90,3 +90,26 @@ def test_a_more_confident_canary_is_not_penalised() -> None:
     verdict = judge_step(evidence(canary=sharper), POLICY, baked=True)
     assert verdict.outcome == "pass"
     assert any("confidence drop against the champion (one-sided KS) 0.000" in r for r in verdict.reasons)
+
+
+def test_disagreement_is_allowed_when_feedback_shows_the_canary_is_as_accurate() -> None:
+    # After drift: the champion is often wrong, the canary is right, so they disagree.
+    better = evidence(
+        champion=arm(feedback_total=200, feedback_correct=120),
+        canary=arm(feedback_total=200, feedback_correct=180),
+        agreements=130,
+    )
+    verdict = judge_step(better, POLICY, baked=True)
+    assert verdict.outcome == "pass"
+    assert any("feedback shows the canary is not less accurate" in reason for reason in verdict.reasons)
+    # Without enough feedback, the same disagreement fails the step.
+    unjudged = evidence(canary=arm(feedback_total=5, feedback_correct=5), agreements=130)
+    assert judge_step(unjudged, POLICY, baked=True).outcome == "fail"
+    # And a disagreeing canary that is less accurate fails on both counts.
+    worse = evidence(
+        champion=arm(feedback_total=500, feedback_correct=450),
+        canary=arm(feedback_total=500, feedback_correct=200),
+        agreements=100,
+    )
+    failed = judge_step(worse, POLICY, baked=True).failed
+    assert any("agreement" in reason for reason in failed) and any("accuracy" in reason for reason in failed)
