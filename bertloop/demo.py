@@ -99,10 +99,25 @@ def write_inputs(workspace: Path, seed: int, golden_size: int, batch_size: int) 
         "workspace": "workspace",
         "data": {"labels": BBC_LABELS, "golden_set": "golden.csv", "landing_dir": "landing"},
         "validation": {"min_rows": 100, "min_examples_per_class": 20, "max_text_chars": 30_000},
-        "training": {"epochs": 2, "batch_size": 16, "max_length": 128, "learning_rate": 1e-4},
+        "training": {
+            "epochs": 2,
+            "batch_size": 16,
+            "max_length": 128,
+            "learning_rate": 1e-4,
+            "earlier_data_fraction": 0.25,  # a drift retrain: all new feedback, a quarter of the old data
+        },
         "gate": {"minimums": {"accuracy": 0.85, "macro_f1": 0.85}, "max_regression": {"macro_f1": 0.02}},
         "serving": {"reload_interval_seconds": 1, "max_batch_wait_ms": 10},
         # A short ramp so the demo shows both paths in minutes; production defaults are longer.
+        "drift": {
+            "window_minutes": 1,
+            "min_window_size": 200,
+            "reference_size": 400,
+            "embedding_sample": 200,
+            "permutations": 200,
+            "min_feedback": 50,
+            "cooldown_minutes": 0,
+        },
         "canary": {
             "steps": [10, 50, 100],
             "bake_seconds": 8,
@@ -195,8 +210,35 @@ def main(argv: list[str] | None = None) -> int:
     summary(config_path, workspace, env, time.monotonic() - started)
     if not args.skip_canary:
         canary_part(config_path, workspace, env, log)
+        drift_part(config_path, workspace, env, log)
         summary(config_path, workspace, env, time.monotonic() - started)
     return 0
+
+
+def drift_part(config_path: Path, workspace: Path, env: dict[str, str], log: Path) -> None:
+    from bertloop import demo_drift
+    from bertloop.config import load_config
+
+    _say("drift: steady traffic, injected drift, detection, retraining, canary")
+    report = demo_drift.run(
+        load_config(config_path),
+        pd.read_csv(workspace / "live-traffic.csv"),
+        {**os.environ, **env},
+        lambda args: airflow(args, env, log, check=False),
+        workspace,
+        _say,
+    )
+    print("\n=== Drift checks ===")
+    for name, check in zip(("steady", "drifted", "after retrain"), report["checks"], strict=False):
+        accuracy = "-" if check["live_accuracy"] is None else f"{check['live_accuracy']:.1%}"
+        score = check["drift_score"]
+        print(
+            f"  {name:<14} champion v{check['champion']}  drift score {score:.4f}  live accuracy {accuracy}  "
+            f"retrain: {bool(check['triggered'])}  ({check['reason']})"
+        )
+    print(f"  timeline picture: {report['timeline']}")
+    if report["checks"][0]["triggered"]:
+        raise SystemExit("steady traffic started a retrain; it must not")
 
 
 def canary_part(config_path: Path, workspace: Path, env: dict[str, str], log: Path) -> None:

@@ -86,8 +86,8 @@ class TrafficDriver:
                         continue
                     request_id = response.json()["predictions"][0]["request_id"]
                     self.answered.append(request_id)
-                    # Half the callers later tell us the true label, as a labelling queue would.
-                    if self.random.random() < 0.5:
+                    # A third of the callers later tell us the true label, as a labelling queue would.
+                    if self.random.random() < 0.35:
                         self.pending.append(
                             (time.monotonic() + self.feedback_delay, request_id, row["label"])
                         )

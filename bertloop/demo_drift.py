@@ -1,0 +1,137 @@
+"""The demo's closing loop: steady traffic, injected drift, detection, retraining, canary, recovery.
+
+A new publisher starts wrapping every article in a football-club banner, which
+pulls the champion towards 'sports'. Steady traffic gives no retrain; drifted
+traffic is detected, its feedback becomes a batch, ``retrain`` runs on it, the
+new model goes through the canary, and a timeline picture shows the drift score
+and live accuracy before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bertloop.config import PlatformConfig
+
+BANNER = (
+    "Matchday Media network: football, league tables, cup draws, transfer gossip, goals and "
+    "highlights from every stadium, brought to you by the Premier Supporters Club. "
+)
+
+
+def _phase(url: str, texts: pd.DataFrame, requests: int, seed: int) -> dict[str, int]:
+    from bertloop.demo_canary import TrafficDriver
+
+    driver = TrafficDriver(url, texts, clients=4, feedback_delay=0.5, seed=seed)
+    driver.start()
+    while driver.sent < requests:
+        time.sleep(0.2)
+    driver.stop()
+    return {"requests": driver.sent, "failed": driver.failed, "feedback": driver.feedback_sent}
+
+
+def _latest_check(config: PlatformConfig) -> dict[str, Any]:
+    from drift.check import timeline
+
+    return timeline(config).iloc[-1].to_dict()
+
+
+def plot_timeline(config: PlatformConfig, path: Path, events: list[tuple[int, str]]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from drift.check import timeline
+
+    history = timeline(config)
+    history = history[history["window_size"] > 0].reset_index(drop=True)
+    figure, drift_axis = plt.subplots(figsize=(9, 4.5))
+    checks = range(1, len(history) + 1)
+    drift_axis.plot(checks, history["drift_score"], "o-", color="tab:red", label="embedding drift (MMD²)")
+    drift_axis.set_xlabel("drift check (one per window)")
+    drift_axis.set_ylabel("drift score (MMD²)", color="tab:red")
+    accuracy_axis = drift_axis.twinx()
+    accuracy_axis.plot(
+        checks, history["live_accuracy"], "s-", color="tab:blue", label="live accuracy (feedback)"
+    )
+    accuracy_axis.set_ylabel("live accuracy", color="tab:blue")
+    accuracy_axis.set_ylim(0, 1.05)
+    for position, label in events:
+        drift_axis.axvline(position, color="grey", linestyle="--")
+        drift_axis.annotate(
+            label, (position, drift_axis.get_ylim()[1]), rotation=90, va="top", ha="right", fontsize=8
+        )
+    for index, row in history.iterrows():
+        champion = f"v{row['champion']}" + (" retrain!" if row["triggered"] else "")
+        drift_axis.annotate(champion, (index + 1, row["drift_score"]), textcoords="offset points", xytext=(0, 8),
+                            ha="center", fontsize=8)  # fmt: skip
+    figure.suptitle("Drift score and live accuracy, before and after the drift-triggered retrain")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def run(
+    config: PlatformConfig,
+    held_out: pd.DataFrame,
+    env: dict[str, str],
+    airflow: Callable[[list[str]], int],
+    workdir: Path,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    import signal
+
+    from bertloop.demo_canary import start_gateway
+
+    steady = held_out[held_out["text"].str.len() <= config.serving.max_text_chars - len(BANNER)]
+    drifted = steady.assign(text=BANNER + steady["text"])
+    gateway, url = start_gateway(env, workdir / "gateway-drift.log")
+    checks: list[dict[str, Any]] = []
+    events: list[tuple[int, str]] = []
+    window = config.drift.window_minutes * 60
+    try:
+        say("steady traffic (no drift injected), then airflow dags test drift")
+        traffic = [_phase(url, steady, 400, seed=11)]
+        airflow(["dags", "test", "drift"])
+        checks.append(_latest_check(config))
+        time.sleep(window + 2)  # the next window holds only the next phase
+        say("drifted traffic (a publisher's football banner on every article), then airflow dags test drift")
+        traffic.append(_phase(url, drifted, 400, seed=12))
+        airflow(["dags", "test", "drift"])
+        checks.append(_latest_check(config))
+        exports = sorted(
+            config.data.landing_dir.glob("drift-feedback-*.csv"), key=lambda p: p.stat().st_mtime
+        )
+        if not checks[-1]["triggered"] or not exports:
+            raise SystemExit(f"drift was not detected or not acted on: {checks[-1]['reason']}")
+        events.append((len(checks), "retrain + canary"))
+        say(f"airflow dags test retrain on {exports[-1].name} (what the drift asset starts)")
+        airflow(["dags", "test", "retrain", "--conf", json.dumps({"data_path": str(exports[-1])})])
+        say("airflow dags test canary, under drifted traffic")
+        from bertloop.demo_canary import TrafficDriver
+
+        background = TrafficDriver(url, drifted, clients=4, feedback_delay=0.5, seed=13)
+        background.start()
+        try:
+            airflow(["dags", "test", "canary"])
+        finally:
+            background.stop()
+        time.sleep(window + 2)
+        say("drifted traffic again, now served by the retrained champion, then airflow dags test drift")
+        traffic.append(_phase(url, drifted, 400, seed=14))
+        airflow(["dags", "test", "drift"])
+        checks.append(_latest_check(config))
+    finally:
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(timeout=120)
+    picture = plot_timeline(config, workdir / "drift-timeline.png", events)
+    return {"checks": checks, "traffic": traffic, "timeline": str(picture)}
