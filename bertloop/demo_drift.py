@@ -70,8 +70,8 @@ def plot_timeline(config: PlatformConfig, path: Path, events: list[tuple[int, st
         )
     for index, row in history.iterrows():
         champion = f"v{row['champion']}" + (" retrain!" if row["triggered"] else "")
-        drift_axis.annotate(champion, (index + 1, row["drift_score"]), textcoords="offset points", xytext=(0, 8),
-                            ha="center", fontsize=8)  # fmt: skip
+        point = (index + 1, row["drift_score"])
+        drift_axis.annotate(champion, point, textcoords="offset points", xytext=(0, 8), ha="center")
     figure.suptitle("Drift score and live accuracy, before and after the drift-triggered retrain")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
