@@ -231,6 +231,11 @@ class DriftConfig(_Section):
     min_window_size: int = Field(default=200, ge=10, description="No alarm below this many predictions.")
     reference_size: int = Field(default=1000, ge=10)
     embedding_sample: int = Field(default=300, ge=10, description="Texts per side for the MMD test.")
+    max_window_texts: int = Field(
+        default=1000,
+        ge=10,
+        description="Texts of a window featurized for the input signals (a seeded sample).",
+    )
     permutations: int = Field(default=200, ge=20)
     alpha: float = Field(default=0.01, gt=0, lt=1)
     psi_threshold: float = Field(default=0.1, ge=0)

@@ -36,6 +36,11 @@ def _phase(url: str, texts: pd.DataFrame, requests: int, seed: int) -> dict[str,
     return {"requests": driver.sent, "failed": driver.failed, "feedback": driver.feedback_sent}
 
 
+def _wait_out(ended: float, window: float) -> None:
+    """Sleep until traffic that ended at ``ended`` has left the drift window."""
+    time.sleep(max(0.0, ended + window + 2 - time.time()))
+
+
 def _latest_check(config: PlatformConfig) -> dict[str, Any]:
     from drift.check import timeline
 
@@ -100,12 +105,15 @@ def run(
     window = config.drift.window_minutes * 60
     try:
         say("steady traffic (no drift injected), then airflow dags test drift")
+        _wait_out(time.time(), window)  # the window must hold only this phase's traffic
         traffic = [_phase(url, steady, 400, seed=11)]
+        ended = time.time()
         airflow(["dags", "test", "drift"])
         checks.append(_latest_check(config))
-        time.sleep(window + 2)  # the next window holds only the next phase
+        _wait_out(ended, window)
         say("drifted traffic (a publisher's football banner on every article), then airflow dags test drift")
         traffic.append(_phase(url, drifted, 400, seed=12))
+        ended = time.time()
         airflow(["dags", "test", "drift"])
         checks.append(_latest_check(config))
         exports = sorted(
@@ -115,7 +123,10 @@ def run(
             raise SystemExit(f"drift was not detected or not acted on: {checks[-1]['reason']}")
         events.append((len(checks), "retrain + canary"))
         say(f"airflow dags test retrain on {exports[-1].name} (what the drift asset starts)")
-        airflow(["dags", "test", "retrain", "--conf", json.dumps({"data_path": str(exports[-1])})])
+        # One epoch keeps the demo short; the asset-started run would use training.epochs.
+        airflow(
+            ["dags", "test", "retrain", "--conf", json.dumps({"data_path": str(exports[-1]), "epochs": 1})]
+        )
         say("airflow dags test canary, under drifted traffic")
         from bertloop.demo_canary import TrafficDriver
 
@@ -125,7 +136,7 @@ def run(
             airflow(["dags", "test", "canary"])
         finally:
             background.stop()
-        time.sleep(window + 2)
+        _wait_out(ended, window)
         say("drifted traffic again, now served by the retrained champion, then airflow dags test drift")
         traffic.append(_phase(url, drifted, 400, seed=14))
         airflow(["dags", "test", "drift"])

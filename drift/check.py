@@ -9,6 +9,7 @@ can refuse a second retrain on the same data.
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +68,8 @@ def run_check(config: PlatformConfig, now: float | None = None, retrains_running
     served = load_from_registry(config, champion)
     reference = build_reference(config, champion, served.model, served.tokenizer)
     texts = [row["text"] for row in rows if row["text"]]
+    if len(texts) > config.drift.max_window_texts:  # input signals need a sample, not every text
+        texts = random.Random(config.drift.seed).sample(texts, config.drift.max_window_texts)
     window = featurize(served.model, served.tokenizer, texts, config.training.max_length) if texts else None
     signals = detect(config, reference, rows, window)
     report = write_reports(config, now, champion, rows, signals, reference, window)

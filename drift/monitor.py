@@ -33,6 +33,7 @@ from drift.detectors import (
 )
 
 log = logging.getLogger(__name__)
+REFERENCE_FORMAT = "r2"  # bump when the cached reference's contents change
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,9 @@ def featurize(
 class Reference:
     version: str
     lengths: np.ndarray
-    token_counts: Counter[int]
+    token_counts: Counter[int]  # vocabulary counts from one half of the reference
+    rare_tokens: int  # rare word pieces in the other half: an out-of-sample share
+    total_tokens: int
     embeddings: np.ndarray
     label_counts: dict[str, int]
     confidences: np.ndarray
@@ -96,7 +99,7 @@ def build_reference(config: PlatformConfig, version: str, model: Any, tokenizer:
     from bertloop.workspace import Workspace
     from registry.mlflow_registry import connect
 
-    cache = config.workspace / "drift" / f"reference-v{version}.npz"
+    cache = config.workspace / "drift" / f"reference-v{version}-{REFERENCE_FORMAT}.npz"
     client = connect(config)
     model_version = client.get_model_version(config.registry.model_name, version)
     run = client.get_run(model_version.run_id)
@@ -106,7 +109,8 @@ def build_reference(config: PlatformConfig, version: str, model: Any, tokenizer:
         meta = json.loads(str(stored["meta"]))
         return Reference(
             version, stored["lengths"], Counter({int(k): v for k, v in meta["token_counts"].items()}),
-            stored["embeddings"], meta["label_counts"], stored["confidences"], accuracy,
+            meta["rare_tokens"], meta["total_tokens"], stored["embeddings"], meta["label_counts"],
+            stored["confidences"], accuracy,
         )  # fmt: skip
     run_key = run.data.tags.get(constants.TAG_RUN_KEY)
     if not run_key:
@@ -119,10 +123,15 @@ def build_reference(config: PlatformConfig, version: str, model: Any, tokenizer:
     features = featurize(
         model, tokenizer, frame[config.data.text_column].tolist(), config.training.max_length
     )
+    vocabulary, rare_tokens, total_tokens = rare_token_reference(
+        features.token_ids, config.drift.rare_token_count
+    )
     reference = Reference(
         version,
         features.lengths,
-        Counter(token for ids in features.token_ids for token in ids),
+        vocabulary,
+        rare_tokens,
+        total_tokens,
         features.embeddings,
         dict(Counter(features.labels)),
         features.confidences,
@@ -132,10 +141,25 @@ def build_reference(config: PlatformConfig, version: str, model: Any, tokenizer:
     meta = {
         "token_counts": {str(k): v for k, v in reference.token_counts.items()},
         "label_counts": reference.label_counts,
+        "rare_tokens": reference.rare_tokens,
+        "total_tokens": reference.total_tokens,
     }
     np.savez(cache, lengths=reference.lengths, embeddings=reference.embeddings,
              confidences=reference.confidences, meta=json.dumps(meta))  # fmt: skip
     return reference
+
+
+def rare_token_reference(
+    token_ids: Sequence[Sequence[int]], rare_count: int
+) -> tuple[Counter[int], int, int]:
+    """Vocabulary from half the reference; the rare share counted on the other half.
+
+    Measured in sample, the reference would look less rare than any unseen text
+    (every word piece of its own is known), and every live window would alarm.
+    """
+    vocabulary = Counter(token for ids in token_ids[::2] for token in ids)
+    held = [token for ids in token_ids[1::2] for token in ids]
+    return vocabulary, sum(vocabulary[token] <= rare_count for token in held), len(held)
 
 
 def window_rows(config: PlatformConfig, champion: str, start: float, end: float) -> list[dict[str, Any]]:
@@ -173,12 +197,13 @@ def detect(
     signals: list[Signal] = []
     if window is not None and len(window.lengths):
         signals.append(text_length_drift(reference.lengths, window.lengths, policy.alpha))
-        rare = {token for token, count in reference.token_counts.items() if count > policy.rare_token_count}
-        ref_total = sum(reference.token_counts.values())
-        ref_rare = sum(count for count in reference.token_counts.values() if count <= policy.rare_token_count)
         win_tokens = [token for ids in window.token_ids for token in ids]
-        win_rare = sum(token not in rare for token in win_tokens)
-        signals.append(unknown_token_drift(ref_rare, ref_total, win_rare, len(win_tokens), policy.alpha))
+        win_rare = sum(reference.token_counts[token] <= policy.rare_token_count for token in win_tokens)
+        signals.append(
+            unknown_token_drift(
+                reference.rare_tokens, reference.total_tokens, win_rare, len(win_tokens), policy.alpha
+            )
+        )
         generator = np.random.default_rng(policy.seed)
         ref_sample = _sample(reference.embeddings, policy.embedding_sample, generator)
         win_sample = _sample(window.embeddings, policy.embedding_sample, generator)

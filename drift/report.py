@@ -98,8 +98,10 @@ def _evidently(path: Path, rows: Sequence[dict[str, Any]], reference: Any, windo
     )
     current = pd.DataFrame({"confidence": [row["confidence"] for row in rows],
                             "predicted_label": [row["label"] for row in rows]})  # fmt: skip
-    if window is not None and len(window.lengths) == len(rows):
-        current["text_length"] = window.lengths
+    if window is not None and len(window.lengths):
+        lengths = pd.DataFrame({"text_length": window.lengths})
+        current = pd.concat([current.sample(len(lengths), replace=len(lengths) > len(current), random_state=0)
+                             .reset_index(drop=True), lengths], axis=1)  # fmt: skip
     else:
         reference_frame = reference_frame.drop(columns="text_length")
     Report([DataDriftPreset()]).run(current, reference_frame).save_html(str(path))

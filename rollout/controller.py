@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 from bertloop import constants
@@ -49,7 +49,6 @@ def run_canary(
         raise NothingToRollOut(f"version {challenger} is already the champion")
     engine = make_engine(config.prediction_log_url)
     history: list[dict[str, Any]] = []
-    champion_p95: float | None = None
     for percent in policy.steps:
         aliases.set_canary_percent(percent, {"summary": f"canary step {percent:g}%"})
         started = clock()
@@ -63,11 +62,6 @@ def run_canary(
                     aliases, challenger, history, ["aliases changed during the rollout; stopping"]
                 )
             evidence = collect(engine, started, champion, challenger)
-            if evidence.champion.p95_latency_ms is not None:
-                champion_p95 = evidence.champion.p95_latency_ms
-            elif champion_p95 is not None:
-                # At 100% the champion answers no one; compare with its last measured p95.
-                evidence = replace(evidence, champion=replace(evidence.champion, p95_latency_ms=champion_p95))
             verdict = judge_step(evidence, policy, baked=clock() - started >= policy.bake_seconds)
             if verdict.outcome == "wait" and clock() - started > policy.step_timeout_seconds:
                 verdict = StepVerdict(

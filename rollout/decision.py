@@ -80,7 +80,9 @@ def judge_step(evidence: StepEvidence, policy: CanaryConfig, baked: bool) -> Ste
             f"{champion.p95_latency_ms:.1f} ms (allowed {policy.max_p95_latency_ratio:.2f}x)"
         )
     elif canary.requests:
-        waiting.append("no champion latency in this window to compare with")
+        # At 100% the champion answers no one: latency under equal load was compared at the
+        # earlier steps, where both models answered side by side.
+        passed.append("p95 latency not compared: the champion answers no traffic at this step")
 
     accuracy_failures: list[str] = []
     accuracy = _accuracy_check(champion, canary, policy, accuracy_failures)

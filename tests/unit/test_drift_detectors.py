@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,29 @@ def test_mmd_p_value_is_calibrated_by_permutation() -> None:
     assert 0.0 < same.p_value <= 1.0 and same.p_value >= 1 / 201
     apart = mmd_permutation_test(rng.normal(size=(50, 4)), rng.normal(3, 1, size=(50, 4)), ALPHA, 200, seed=1)
     assert apart.p_value == pytest.approx(1 / 201)  # no permutation beat the observed statistic
+
+
+def test_rare_token_share_is_measured_out_of_sample() -> None:
+    """Texts from the reference's own distribution must not look 'rarer' than the reference."""
+    from drift.monitor import rare_token_reference
+
+    def documents(rng: np.random.Generator, count: int) -> list[list[int]]:
+        return [list(rng.zipf(1.3, size=80) % 20_000) for _ in range(count)]
+
+    alarms = in_sample_alarms = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        reference, window = documents(rng, 300), documents(rng, 300)
+        vocabulary, rare, total = rare_token_reference(reference, rare_count=1)
+        window_tokens = [token for ids in window for token in ids]
+        window_rare = sum(vocabulary[token] <= 1 for token in window_tokens)
+        alarms += unknown_token_drift(rare, total, window_rare, len(window_tokens), ALPHA).drifted
+        # The naive way: rarity and share from the same reference sample.
+        full = Counter(token for ids in reference for token in ids)
+        naive_rare = sum(count for count in full.values() if count <= 1)
+        naive_window = sum(full[token] <= 1 for token in window_tokens)
+        in_sample_alarms += unknown_token_drift(
+            naive_rare, sum(full.values()), naive_window, len(window_tokens), ALPHA
+        ).drifted
+    assert alarms <= 3
+    assert in_sample_alarms >= 15  # what the out-of-sample split fixes
