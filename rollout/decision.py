@@ -102,6 +102,10 @@ def judge_step(evidence: StepEvidence, policy: CanaryConfig, baked: bool) -> Ste
             passed.append(
                 sentence + "; below the minimum, but feedback shows the canary is not less accurate"
             )
+        elif not accuracy_failures:
+            # Disagreement alone cannot say which model is right: wait for ground truth. With none
+            # coming, the step times out and the canary is rolled back (fail closed).
+            waiting.append(sentence + "; waiting for feedback to show which model is right")
         else:
             failed.append(sentence)
 

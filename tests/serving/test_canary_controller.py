@@ -111,10 +111,15 @@ def test_a_disagreeing_challenger_is_rolled_back_with_reasons(fresh_rollout) -> 
     traffic = SimulatedTraffic(
         log, canary_agrees=False, start=time.time() + 20_000, share=registry.canary_percent
     )
-    result = run_canary(registry.config, clock=traffic.clock, sleep=traffic.sleep)
+    # No feedback ever comes, so nothing can show the disagreeing canary is right: it times out.
+    config = registry.config.model_copy(
+        update={"canary": registry.config.canary.model_copy(update={"step_timeout_seconds": 300})}
+    )
+    result = run_canary(config, clock=traffic.clock, sleep=traffic.sleep)
     assert result["outcome"] == "rolled_back"
     assert len(result["steps"]) == 1  # failed at the first step, 5%
-    assert "agreement with the champion 50.0%" in result["reasons"][0]
+    assert result["reasons"][0] == "step timed out after 300s"
+    assert any("agreement with the champion 50.0%" in reason for reason in result["reasons"])
     assert _aliases(registry) == {"champion": "1"}
     tags = registry.client().get_model_version(registry.config.registry.model_name, "2").tags
     assert tags[constants.TAG_CANARY_OUTCOME] == "rolled_back"

@@ -34,7 +34,6 @@ def test_it_waits_for_traffic_and_bake_time() -> None:
     [
         (arm(errors=10), 190, "error rate 5.00% vs champion 0.00%"),
         (arm(p95=45.0), 190, "p95 latency 45.0 ms is 2.25x"),
-        (arm(), 120, "agreement with the champion 60.0%"),
         (
             arm(confidences=tuple(0.4 + 0.001 * (i % 100) for i in range(200))),
             190,
@@ -102,9 +101,13 @@ def test_disagreement_is_allowed_when_feedback_shows_the_canary_is_as_accurate()
     verdict = judge_step(better, POLICY, baked=True)
     assert verdict.outcome == "pass"
     assert any("feedback shows the canary is not less accurate" in reason for reason in verdict.reasons)
-    # Without enough feedback, the same disagreement fails the step.
-    unjudged = evidence(canary=arm(feedback_total=5, feedback_correct=5), agreements=130)
-    assert judge_step(unjudged, POLICY, baked=True).outcome == "fail"
+    # Without enough feedback, the same disagreement waits for ground truth (the controller
+    # fails the step when its time runs out).
+    unjudged = judge_step(
+        evidence(canary=arm(feedback_total=5, feedback_correct=5), agreements=130), POLICY, True
+    )
+    assert unjudged.outcome == "wait"
+    assert any("waiting for feedback to show which model is right" in reason for reason in unjudged.reasons)
     # And a disagreeing canary that is less accurate fails on both counts.
     worse = evidence(
         champion=arm(feedback_total=500, feedback_correct=450),
