@@ -86,7 +86,7 @@ class Gateway:
     ) -> None:
         started = time.perf_counter()
         try:
-            results = await self.batcher.submit(model, texts)
+            results = await self.batcher.submit(model, texts, background=True)
             error = None
         except Exception as failure:
             results, error = [], f"{type(failure).__name__}: {failure}"

@@ -2,30 +2,38 @@
 
 Texts from all requests wait at most ``max_wait_ms`` for company, up to
 ``max_batch_size`` per pass; inference runs in a worker thread so the event
-loop keeps accepting requests meanwhile.
+loop keeps accepting requests meanwhile. Background work (mirrored scoring for
+shadow and canary comparisons) only runs when no caller is waiting, so it never
+adds to the latency of an answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from serving.models import Prediction, ServedModel
 
+ANSWER, BACKGROUND, STOP = 0, 1, 2  # queue priorities: lower runs first
 
-@dataclass
+
+@dataclass(order=True)
 class _Item:
-    model: ServedModel
-    text: str
-    future: asyncio.Future[Prediction]
+    priority: int
+    sequence: int
+    model: ServedModel | None = field(compare=False)
+    text: str = field(compare=False, default="")
+    future: asyncio.Future[Prediction] | None = field(compare=False, default=None)
 
 
 class MicroBatcher:
     def __init__(self, max_batch_size: int, max_wait_ms: float):
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._queue: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
+        self._sequence = itertools.count()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # passes run, for tests and metrics
 
@@ -34,23 +42,26 @@ class MicroBatcher:
 
     async def stop(self) -> None:
         """Finish everything already submitted, then stop."""
-        await self._queue.put(None)
+        await self._queue.put(_Item(STOP, next(self._sequence), None))
         if self._task is not None:
             await self._task
 
-    async def submit(self, model: ServedModel, texts: Sequence[str]) -> list[Prediction]:
+    async def submit(
+        self, model: ServedModel, texts: Sequence[str], background: bool = False
+    ) -> list[Prediction]:
         loop = asyncio.get_running_loop()
-        items = [_Item(model, text, loop.create_future()) for text in texts]
+        priority = BACKGROUND if background else ANSWER
+        items = [_Item(priority, next(self._sequence), model, text, loop.create_future()) for text in texts]
         for item in items:
             self._queue.put_nowait(item)
-        return list(await asyncio.gather(*(item.future for item in items)))
+        return list(await asyncio.gather(*(item.future for item in items if item.future is not None)))
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         stopping = False
         while not stopping:
             first = await self._queue.get()
-            if first is None:
+            if first.priority == STOP:
                 break
             batch = [first]
             deadline = loop.time() + self.max_wait
@@ -65,8 +76,11 @@ class MicroBatcher:
                         break
                 else:
                     item = self._queue.get_nowait()
-                if item is None:
+                if item.priority == STOP:
                     stopping = True
+                    break
+                if item.priority != first.priority:
+                    self._queue.put_nowait(item)  # answers and background work never share a pass
                     break
                 batch.append(item)
             await self._infer(batch)
@@ -77,13 +91,16 @@ class MicroBatcher:
             groups.setdefault(id(item.model), []).append(item)
         for items in groups.values():
             self.batches += 1
+            model = items[0].model
+            assert model is not None
+            futures = [item.future for item in items if item.future is not None]
             try:
-                results = await asyncio.to_thread(items[0].model.predict, [item.text for item in items])
+                results = await asyncio.to_thread(model.predict, [item.text for item in items])
             except Exception as error:  # the requests waiting on this pass get the error
-                for item in items:
-                    if not item.future.done():
-                        item.future.set_exception(error)
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(error)
                 continue
-            for item, result in zip(items, results, strict=True):
-                if not item.future.done():
-                    item.future.set_result(result)
+            for future, result in zip(futures, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

@@ -1,0 +1,44 @@
+"""The micro-batcher: shared passes, and answers before background work."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from serving.batching import MicroBatcher
+from serving.models import Prediction
+
+
+class RecordingModel:
+    """Stands in for a served model: records each pass, takes a little time."""
+
+    version = "test"
+
+    def __init__(self) -> None:
+        self.passes: list[list[str]] = []
+
+    def predict(self, texts):
+        self.passes.append(list(texts))
+        time.sleep(0.02)
+        return [Prediction(label=text, confidence=1.0, scores={text: 1.0}) for text in texts]
+
+
+def test_concurrent_requests_share_passes_and_answers_go_first() -> None:
+    model = RecordingModel()
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(max_batch_size=8, max_wait_ms=20)
+        batcher.start()
+        background = asyncio.create_task(
+            batcher.submit(model, [f"mirror{i}" for i in range(8)], background=True)
+        )
+        answers = [asyncio.create_task(batcher.submit(model, [f"answer{i}"])) for i in range(8)]
+        results = await asyncio.gather(*answers)
+        assert [r[0].label for r in results] == [f"answer{i}" for i in range(8)]
+        await background
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    # Eight answers in one pass, and that pass ran before the mirrored texts queued earlier.
+    assert model.passes[0] == [f"answer{i}" for i in range(8)]
+    assert model.passes[1] == [f"mirror{i}" for i in range(8)]
