@@ -181,6 +181,11 @@ class ServingConfig(_Section):
     max_text_chars: int = Field(default=10_000, ge=1)
     max_batch_size: int = Field(default=32, ge=1)
     max_batch_wait_ms: float = Field(default=5.0, ge=0)
+    background_max_delay_ms: float = Field(
+        default=1000.0,
+        ge=0,
+        description="Mirrored scoring waits for idle moments, but never longer than this under load.",
+    )
     reload_interval_seconds: float = Field(default=5.0, gt=0)
     prediction_log_url: str = Field(
         default="", description="SQLAlchemy URL; empty: SQLite inside the workspace. postgresql:// works too."

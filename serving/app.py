@@ -53,7 +53,12 @@ class Gateway:
         self.watcher = watcher
         self.log = prediction_log
         self.metrics = GatewayMetrics()
-        self.batcher = MicroBatcher(config.serving.max_batch_size, config.serving.max_batch_wait_ms)
+        self.batcher = MicroBatcher(
+            config.serving.max_batch_size,
+            config.serving.max_batch_wait_ms,
+            config.serving.background_max_delay_ms,
+        )
+        self.metrics.mirror_backlog.set_function(lambda: self.batcher.background_backlog)
         self.routing = RoutingState(champion=None, canary=None, canary_percent=0.0)
         self._background: set[asyncio.Task[None]] = set()
 

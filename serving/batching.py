@@ -2,38 +2,42 @@
 
 Texts from all requests wait at most ``max_wait_ms`` for company, up to
 ``max_batch_size`` per pass; inference runs in a worker thread so the event
-loop keeps accepting requests meanwhile. Background work (mirrored scoring for
-shadow and canary comparisons) only runs when no caller is waiting, so it never
-adds to the latency of an answer.
+loop keeps accepting requests meanwhile.
+
+Background work (mirrored scoring for shadow and canary comparisons) runs in
+passes of its own when no caller is waiting. Under sustained load callers are
+always waiting, so background work that has waited ``background_max_delay_ms``
+gets the next pass regardless: answers come first, but mirrored scoring never
+starves (a canary judged on agreement needs it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from serving.models import Prediction, ServedModel
 
-ANSWER, BACKGROUND, STOP = 0, 1, 2  # queue priorities: lower runs first
 
-
-@dataclass(order=True)
+@dataclass
 class _Item:
-    priority: int
-    sequence: int
-    model: ServedModel | None = field(compare=False)
-    text: str = field(compare=False, default="")
-    future: asyncio.Future[Prediction] | None = field(compare=False, default=None)
+    model: ServedModel
+    text: str
+    future: asyncio.Future[Prediction]
+    queued_at: float
 
 
 class MicroBatcher:
-    def __init__(self, max_batch_size: int, max_wait_ms: float):
+    def __init__(self, max_batch_size: int, max_wait_ms: float, background_max_delay_ms: float = 1000.0):
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
-        self._queue: asyncio.PriorityQueue[_Item] = asyncio.PriorityQueue()
-        self._sequence = itertools.count()
+        self.background_max_delay = background_max_delay_ms / 1000
+        self._answers: deque[_Item] = deque()
+        self._background: deque[_Item] = deque()
+        self._wakeup = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # passes run, for tests and metrics
 
@@ -41,48 +45,65 @@ class MicroBatcher:
         self._task = asyncio.create_task(self._run(), name="micro-batcher")
 
     async def stop(self) -> None:
-        """Finish everything already submitted, then stop."""
-        await self._queue.put(_Item(STOP, next(self._sequence), None))
+        """Finish everything submitted, then stop."""
+        self._stopping = True
+        self._wakeup.set()
         if self._task is not None:
             await self._task
+
+    @property
+    def background_backlog(self) -> int:
+        return len(self._background)
 
     async def submit(
         self, model: ServedModel, texts: Sequence[str], background: bool = False
     ) -> list[Prediction]:
         loop = asyncio.get_running_loop()
-        priority = BACKGROUND if background else ANSWER
-        items = [_Item(priority, next(self._sequence), model, text, loop.create_future()) for text in texts]
-        for item in items:
-            self._queue.put_nowait(item)
-        return list(await asyncio.gather(*(item.future for item in items if item.future is not None)))
+        queue = self._background if background else self._answers
+        items = [_Item(model, text, loop.create_future(), loop.time()) for text in texts]
+        queue.extend(items)
+        self._wakeup.set()
+        return list(await asyncio.gather(*(item.future for item in items)))
+
+    async def _wait_for_work(self, timeout: float | None = None) -> bool:
+        """Sleep until something is submitted (or stop is asked); False when ``timeout`` passed first."""
+        self._wakeup.clear()
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _next_queue(self, now: float) -> deque[_Item] | None:
+        background_due = bool(self._background) and (
+            now - self._background[0].queued_at >= self.background_max_delay
+        )
+        if background_due or (self._background and not self._answers):
+            return self._background
+        return self._answers if self._answers else None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        stopping = False
-        while not stopping:
-            first = await self._queue.get()
-            if first.priority == STOP:
-                break
-            batch = [first]
-            deadline = loop.time() + self.max_wait
-            while len(batch) < self.max_batch_size:
-                if self._queue.empty():
+        while True:
+            queue = self._next_queue(loop.time())
+            if queue is None:
+                if self._stopping:
+                    return
+                await self._wait_for_work()
+                continue
+            batch = [queue.popleft()]
+            if queue is self._answers:  # callers wait up to max_wait for company
+                deadline = loop.time() + self.max_wait
+                while len(batch) < self.max_batch_size:
+                    if queue:
+                        batch.append(queue.popleft())
+                        continue
                     remaining = deadline - loop.time()
-                    if remaining <= 0:
+                    if remaining <= 0 or self._stopping or not await self._wait_for_work(remaining):
                         break
-                    try:
-                        item = await asyncio.wait_for(self._queue.get(), remaining)
-                    except TimeoutError:
-                        break
-                else:
-                    item = self._queue.get_nowait()
-                if item.priority == STOP:
-                    stopping = True
-                    break
-                if item.priority != first.priority:
-                    self._queue.put_nowait(item)  # answers and background work never share a pass
-                    break
-                batch.append(item)
+            else:  # nobody waits on background work: take what is queued
+                while queue and len(batch) < self.max_batch_size:
+                    batch.append(queue.popleft())
             await self._infer(batch)
 
     async def _infer(self, batch: list[_Item]) -> None:
@@ -92,8 +113,7 @@ class MicroBatcher:
         for items in groups.values():
             self.batches += 1
             model = items[0].model
-            assert model is not None
-            futures = [item.future for item in items if item.future is not None]
+            futures = [item.future for item in items]
             try:
                 results = await asyncio.to_thread(model.predict, [item.text for item in items])
             except Exception as error:  # the requests waiting on this pass get the error

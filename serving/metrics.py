@@ -34,6 +34,9 @@ class GatewayMetrics:
         self.canary_percent = Gauge(
             "bertloop_canary_percent", "Share of callers routed to the canary", registry=self.registry
         )
+        self.mirror_backlog = Gauge(
+            "bertloop_mirror_backlog", "Mirrored texts waiting to be scored", registry=self.registry
+        )
 
     def observe(self, model_version: str, role: str, status: str, latency_ms: float, count: int = 1) -> None:
         self.requests.labels(model_version, role, status).inc(count)

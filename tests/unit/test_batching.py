@@ -42,3 +42,34 @@ def test_concurrent_requests_share_passes_and_answers_go_first() -> None:
     # Eight answers in one pass, and that pass ran before the mirrored texts queued earlier.
     assert model.passes[0] == [f"answer{i}" for i in range(8)]
     assert model.passes[1] == [f"mirror{i}" for i in range(8)]
+
+
+def test_background_work_is_not_starved_by_sustained_load() -> None:
+    model = RecordingModel()
+
+    async def scenario() -> float:
+        batcher = MicroBatcher(max_batch_size=4, max_wait_ms=1, background_max_delay_ms=100)
+        batcher.start()
+        stop = asyncio.Event()
+
+        async def caller(number: int) -> None:  # always another answer waiting
+            while not stop.is_set():
+                await batcher.submit(model, [f"answer{number}"])
+
+        callers = [asyncio.create_task(caller(number)) for number in range(6)]
+        await asyncio.sleep(0.05)
+        queued = time.monotonic()
+        await asyncio.wait_for(batcher.submit(model, ["mirror"], background=True), timeout=5)
+        waited = time.monotonic() - queued
+        stop.set()
+        await asyncio.gather(*callers)
+        await batcher.stop()
+        return waited
+
+    waited = asyncio.run(scenario())
+    mirror_pass = next(i for i, texts in enumerate(model.passes) if texts == ["mirror"])
+    # Answers kept coming, so the mirror waited for its delay, then got a pass of its own.
+    assert waited >= 0.1
+    assert waited < 2
+    assert mirror_pass > 3
+    assert all(text.startswith("answer") for texts in model.passes[:mirror_pass] for text in texts)
