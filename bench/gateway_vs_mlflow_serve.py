@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,26 +28,6 @@ import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(url: str, process: subprocess.Popen[bytes], seconds: float = 240) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode} before answering {url}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{url} did not answer within {seconds}s")
 
 
 def load(url: str, make_body, texts: list[str], clients: int, requests_per_client: int) -> dict[str, float]:
@@ -100,6 +79,7 @@ def main() -> int:
 
     from bertloop.config import load_config
     from registry.mlflow_registry import connect, version_for_alias
+    from serving.process import free_port, wait_until_healthy
 
     config = load_config(args.config)
     client = connect(config)
@@ -140,7 +120,7 @@ def main() -> int:
     for name, (command, health, endpoint, body) in servers.items():
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_until(health, process)
+            wait_until_healthy(health, process, timeout=240)
             load(endpoint, body, texts, clients=2, requests_per_client=args.warmup)
             results[name] = load(endpoint, body, texts, args.clients, args.requests_per_client)
         finally:

@@ -22,8 +22,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import yaml
@@ -212,18 +214,33 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("the broken batch was not rejected; see the log")
     summary(config_path, workspace, env, time.monotonic() - started)
     if not args.skip_canary:
-        canary_part(config_path, workspace, env, log)
-        drift_part(config_path, workspace, env, log)
+        from bertloop import demo_canary, demo_drift
+
+        print_canary(
+            live_part(demo_canary.run, "serving and canary: live traffic through the gateway, two rollouts",
+                      config_path, workspace, env, log)
+        )  # fmt: skip
+        print_drift(
+            live_part(demo_drift.run, "drift: steady traffic, injected drift, detection, retraining, canary",
+                      config_path, workspace, env, log)
+        )  # fmt: skip
         summary(config_path, workspace, env, time.monotonic() - started)
     return 0
 
 
-def drift_part(config_path: Path, workspace: Path, env: dict[str, str], log: Path) -> None:
-    from bertloop import demo_drift
+def live_part(
+    run: Callable[..., dict[str, Any]],
+    title: str,
+    config_path: Path,
+    workspace: Path,
+    env: dict[str, str],
+    log: Path,
+) -> dict[str, Any]:
+    """Run one of the live-traffic parts (canary, drift) on the held-out articles; return its report."""
     from bertloop.config import load_config
 
-    _say("drift: steady traffic, injected drift, detection, retraining, canary")
-    report = demo_drift.run(
+    _say(title)
+    return run(
         load_config(config_path),
         pd.read_csv(workspace / "live-traffic.csv"),
         {**os.environ, **env},
@@ -231,32 +248,9 @@ def drift_part(config_path: Path, workspace: Path, env: dict[str, str], log: Pat
         workspace,
         _say,
     )
-    print("\n=== Drift checks ===")
-    for name, check in zip(("steady", "drifted", "after retrain"), report["checks"], strict=False):
-        accuracy = "-" if check["live_accuracy"] is None else f"{check['live_accuracy']:.1%}"
-        score = check["drift_score"]
-        print(
-            f"  {name:<14} champion v{check['champion']}  drift score {score:.4f}  live accuracy {accuracy}  "
-            f"retrain: {bool(check['triggered'])}  ({check['reason']})"
-        )
-    print(f"  timeline picture: {report['timeline']}")
-    if report["checks"][0]["triggered"]:
-        raise SystemExit("steady traffic started a retrain; it must not")
 
 
-def canary_part(config_path: Path, workspace: Path, env: dict[str, str], log: Path) -> None:
-    from bertloop import demo_canary
-    from bertloop.config import load_config
-
-    _say("serving and canary: live traffic through the gateway, two rollouts")
-    report = demo_canary.run(
-        load_config(config_path),
-        pd.read_csv(workspace / "live-traffic.csv"),
-        {**os.environ, **env},
-        lambda args: airflow(args, env, log, check=False),
-        workspace,
-        _say,
-    )
+def print_canary(report: dict[str, Any]) -> None:
     print("\n=== Live traffic ===")
     print(
         f"{report['requests']} requests, {report['failed']} failed, "
@@ -269,6 +263,25 @@ def canary_part(config_path: Path, workspace: Path, env: dict[str, str], log: Pa
         print(f"  {entry['action']:<16} {change:<30} {entry['actor']:<38} {entry['summary'][:90]}")
     if report["failed"] or report["answered_and_logged"] != report["answered"]:
         raise SystemExit("the gateway failed requests or lost log rows during the rollouts")
+    actions = [entry["action"] for entry in report["ledger"]]
+    if "promote" not in actions or "canary_rollback" not in actions:
+        raise SystemExit("the canary did not promote the challenger and roll back the degraded model; see above")
+
+
+def print_drift(report: dict[str, Any]) -> None:
+    print("\n=== Drift checks ===")
+    for name, check in zip(("steady", "drifted", "after retrain"), report["checks"], strict=False):
+        accuracy = "-" if check["live_accuracy"] is None else f"{check['live_accuracy']:.1%}"
+        score = check["drift_score"]
+        print(
+            f"  {name:<14} champion v{check['champion']}  drift score {score:.4f}  live accuracy {accuracy}  "
+            f"retrain: {bool(check['triggered'])}  ({check['reason']})"
+        )
+    print(f"  timeline picture: {report['timeline']}")
+    if report["checks"][0]["triggered"]:
+        raise SystemExit("steady traffic started a retrain; it must not")
+    if len(report["checks"]) < 3 or report["checks"][2]["champion"] == report["checks"][1]["champion"]:
+        raise SystemExit("the retrained model was not promoted through the canary; see `bertloop ledger`")
 
 
 def summary(config_path: Path, workspace: Path, env: dict[str, str], elapsed: float) -> None:

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,6 +24,7 @@ import pandas as pd
 
 from bertloop import constants
 from bertloop.config import PlatformConfig
+from serving.process import start_gateway
 
 
 class TrafficDriver:
@@ -111,33 +108,6 @@ class TrafficDriver:
                     self.feedback_sent += 1
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_gateway(env: dict[str, str], log_file: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bertloop.cli", "serve", "--port", str(port)],
-        env=env, stdout=log_file.open("ab"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the gateway exited; see {log_file}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit(f"the gateway did not become healthy; see {log_file}")
-
-
 def register_degraded(config: PlatformConfig, examples: list[str]) -> str:
     """Register the champion with its class outputs rotated, and make it the challenger (for the demo)."""
     import torch
@@ -181,8 +151,9 @@ def run(
     from rollout.ledger import Ledger
     from serving.prediction_log import make_engine
 
-    gateway, url = start_gateway(env, workdir / "gateway.log")
-    say(f"gateway serving at {url} (log: {workdir / 'gateway.log'})")
+    gateway = start_gateway(workdir / "gateway.log", env=env)
+    url = gateway.url
+    say(f"gateway serving at {url} (log: {gateway.log_file})")
     # Callers send what the API accepts; longer articles would get a 422 (see the gateway tests).
     acceptable = held_out[held_out["text"].str.len() <= config.serving.max_text_chars]
     traffic = TrafficDriver(url, acceptable, clients=4, feedback_delay=2.0, seed=7)
@@ -199,8 +170,7 @@ def run(
         outcomes["degraded"] = airflow(["dags", "test", "canary"])
     finally:
         traffic.stop()
-        gateway.send_signal(signal.SIGTERM)
-        gateway.wait(timeout=120)
+        gateway.stop()
     engine = make_engine(config.prediction_log_url)
     with engine.connect() as connection:
         import sqlalchemy as sa

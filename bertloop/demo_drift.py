@@ -93,13 +93,12 @@ def run(
     workdir: Path,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
-    import signal
-
-    from bertloop.demo_canary import start_gateway
+    from serving.process import start_gateway
 
     steady = held_out[held_out["text"].str.len() <= config.serving.max_text_chars - len(BANNER)]
     drifted = steady.assign(text=BANNER + steady["text"])
-    gateway, url = start_gateway(env, workdir / "gateway-drift.log")
+    gateway = start_gateway(workdir / "gateway-drift.log", env=env)
+    url = gateway.url
     checks: list[dict[str, Any]] = []
     events: list[tuple[int, str]] = []
     window = config.drift.window_minutes * 60
@@ -142,7 +141,6 @@ def run(
         airflow(["dags", "test", "drift"])
         checks.append(_latest_check(config))
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        gateway.wait(timeout=120)
+        gateway.stop()
     picture = plot_timeline(config, workdir / "drift-timeline.png", events)
     return {"checks": checks, "traffic": traffic, "timeline": str(picture)}

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
+from bertloop.dag_params import config_path_param, overrides_param
 from bertloop.constants import CHALLENGER_ASSET_NAME, CHALLENGER_ASSET_URI, DAG_CANARY
 
 challenger_registered = Asset(name=CHALLENGER_ASSET_NAME, uri=CHALLENGER_ASSET_URI)
@@ -33,13 +34,11 @@ challenger_registered = Asset(name=CHALLENGER_ASSET_NAME, uri=CHALLENGER_ASSET_U
     tags=["bertloop", "serving"],
     doc_md=__doc__,
     params={
-        "config_path": Param(
-            "", type="string", title="Configuration file", description="Empty: $BERTLOOP_CONFIG."
-        ),
+        "config_path": config_path_param(),
         "steps": Param(None, type=["null", "array"], items={"type": "number"}, title="Steps (% of callers)"),
         "bake_seconds": Param(None, type=["null", "number"], minimum=0, title="Bake time per step (s)"),
         "min_requests_per_step": Param(None, type=["null", "integer"], minimum=1, title="Minimum requests"),
-        "overrides": Param({}, type="object", title="Other settings"),
+        "overrides": overrides_param(),
     },
 )
 def canary():

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, dag, get_current_context, task
 
+from bertloop.dag_params import config_path_param, overrides_param
 from bertloop.config import DriftConfig, load_section
 from bertloop.constants import DAG_DRIFT, DRIFT_ASSET_NAME, DRIFT_ASSET_URI
 
@@ -32,10 +33,8 @@ drift_confirmed = Asset(name=DRIFT_ASSET_NAME, uri=DRIFT_ASSET_URI)
     tags=["bertloop", "monitoring"],
     doc_md=__doc__,
     params={
-        "config_path": Param(
-            "", type="string", title="Configuration file", description="Empty: $BERTLOOP_CONFIG."
-        ),
-        "overrides": Param({}, type="object", title="Other settings"),
+        "config_path": config_path_param(),
+        "overrides": overrides_param(),
     },
 )
 def drift():

@@ -72,22 +72,12 @@ schedule = (
             title="Data path",
             description="Labelled batch (CSV, JSONL or Parquet). Empty: oldest file in the landing folder.",
         ),
-        "config_path": Param(
-            "",
-            type="string",
-            title="Configuration file",
-            description="YAML configuration. Empty: $BERTLOOP_CONFIG.",
-        ),
+        "config_path": config_path_param(),
         "epochs": Param(None, type=["null", "number"], exclusiveMinimum=0, title="Epochs"),
         "learning_rate": Param(None, type=["null", "number"], exclusiveMinimum=0, title="Learning rate"),
         "max_steps": Param(None, type=["null", "integer"], title="Max steps (positive caps training)"),
         "train_on": Param(None, type=["null", "string"], enum=[None, "all", "batch"], title="Train on"),
-        "overrides": Param(
-            {},
-            type="object",
-            title="Other settings",
-            description='Dotted settings, e.g. {"gate.minimums": {"macro_f1": 0.8}}.',
-        ),
+        "overrides": overrides_param(),
     },
 )
 def retrain():

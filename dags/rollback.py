@@ -11,6 +11,7 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from bertloop.dag_params import config_path_param
 from bertloop.constants import DAG_ROLLBACK
 
 
@@ -26,9 +27,7 @@ from bertloop.constants import DAG_ROLLBACK
         "reason": Param(
             "", type="string", minLength=3, title="Reason", description="Why the champion is rolled back."
         ),
-        "config_path": Param(
-            "", type="string", title="Configuration file", description="Empty: $BERTLOOP_CONFIG."
-        ),
+        "config_path": config_path_param(),
     },
 )
 def rollback():
