@@ -265,7 +265,7 @@ def print_canary(report: dict[str, Any]) -> None:
         raise SystemExit("the gateway failed requests or lost log rows during the rollouts")
     actions = [entry["action"] for entry in report["ledger"]]
     if "promote" not in actions or "canary_rollback" not in actions:
-        raise SystemExit("the canary did not promote the challenger and roll back the degraded model; see above")
+        raise SystemExit("the canary did not both promote the challenger and roll back the degraded model")
 
 
 def print_drift(report: dict[str, Any]) -> None:

@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
-from bertloop.dag_params import config_path_param, overrides_param
 from bertloop.constants import CHALLENGER_ASSET_NAME, CHALLENGER_ASSET_URI, DAG_CANARY
+from bertloop.dag_params import config_path_param, overrides_param
 
 challenger_registered = Asset(name=CHALLENGER_ASSET_NAME, uri=CHALLENGER_ASSET_URI)
 

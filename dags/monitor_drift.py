@@ -16,9 +16,9 @@ from datetime import datetime
 
 from airflow.sdk import Asset, dag, get_current_context, task
 
-from bertloop.dag_params import config_path_param, overrides_param
 from bertloop.config import DriftConfig, load_section
 from bertloop.constants import DAG_DRIFT, DRIFT_ASSET_NAME, DRIFT_ASSET_URI
+from bertloop.dag_params import config_path_param, overrides_param
 
 drift_settings = load_section("drift", DriftConfig)
 drift_confirmed = Asset(name=DRIFT_ASSET_NAME, uri=DRIFT_ASSET_URI)

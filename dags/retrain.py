@@ -37,6 +37,7 @@ from bertloop.constants import (
     DRIFT_ASSET_NAME,
     DRIFT_ASSET_URI,
 )
+from bertloop.dag_params import config_path_param, overrides_param
 
 orchestration = load_orchestration()
 challenger_registered = Asset(name=CHALLENGER_ASSET_NAME, uri=CHALLENGER_ASSET_URI)

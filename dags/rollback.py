@@ -11,8 +11,8 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from bertloop.dag_params import config_path_param
 from bertloop.constants import DAG_ROLLBACK
+from bertloop.dag_params import config_path_param
 
 
 @dag(
