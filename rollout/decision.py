@@ -26,6 +26,7 @@ class ArmStats:
     confidences: tuple[float, ...] = ()
     feedback_total: int = 0
     feedback_correct: int = 0
+    answered: int = 0  # requests it answered, as opposed to mirrored copies it scored
 
     @property
     def error_rate(self) -> float:
@@ -72,7 +73,8 @@ def judge_step(evidence: StepEvidence, policy: CanaryConfig, baked: bool) -> Ste
         f"(allowed increase {policy.max_error_rate_increase:.2%})"
     )
 
-    if canary.p95_latency_ms is not None and champion.p95_latency_ms:
+    fewest_answers = min(champion.answered, canary.answered)
+    if canary.p95_latency_ms and champion.p95_latency_ms and fewest_answers >= policy.min_requests_per_step:
         ratio = canary.p95_latency_ms / champion.p95_latency_ms
         check = failed if ratio > policy.max_p95_latency_ratio else passed
         check.append(
@@ -80,9 +82,13 @@ def judge_step(evidence: StepEvidence, policy: CanaryConfig, baked: bool) -> Ste
             f"{champion.p95_latency_ms:.1f} ms (allowed {policy.max_p95_latency_ratio:.2f}x)"
         )
     elif canary.requests:
-        # At 100% the champion answers no one: latency under equal load was compared at the
-        # earlier steps, where both models answered side by side.
-        passed.append("p95 latency not compared: the champion answers no traffic at this step")
+        # Near 100% the champion answers only the callers routed before the new share took
+        # effect: a p95 of a handful of requests says nothing. Latency under equal load was
+        # compared at the earlier steps, where both models answered side by side.
+        passed.append(
+            f"p95 latency not compared: the champion answered {champion.answered} and the canary "
+            f"{canary.answered} requests in this step (need {policy.min_requests_per_step} each)"
+        )
 
     accuracy_failures: list[str] = []
     accuracy = _accuracy_check(champion, canary, policy, accuracy_failures)

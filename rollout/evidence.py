@@ -49,4 +49,5 @@ def _arm(rows: Sequence[Mapping[str, Any]]) -> ArmStats:
         confidences=tuple(float(row["confidence"]) for row in ok),
         feedback_total=len(judged),
         feedback_correct=sum(row["label"] == row["true_label"] for row in judged),
+        answered=len(latencies),
     )

@@ -8,9 +8,10 @@ STEADY = tuple(0.8 + 0.001 * (i % 100) for i in range(200))
 
 
 def arm(
-    requests=200, errors=0, p95=20.0, confidences=STEADY, feedback_total=0, feedback_correct=0
+    requests=200, errors=0, p95=20.0, confidences=STEADY, feedback_total=0, feedback_correct=0, answered=None
 ) -> ArmStats:
-    return ArmStats(requests, errors, p95, confidences, feedback_total, feedback_correct)
+    answered = requests if answered is None else answered
+    return ArmStats(requests, errors, p95, confidences, feedback_total, feedback_correct, answered)
 
 
 def evidence(champion=None, canary=None, pairs=200, agreements=190) -> StepEvidence:
@@ -47,6 +48,18 @@ def test_each_check_can_fail_the_step_before_the_bake_ends(
     verdict = judge_step(evidence(canary=canary, agreements=agreements), POLICY, baked=False)
     assert verdict.outcome == "fail"
     assert any(words in reason for reason in verdict.failed)
+
+
+def test_latency_is_not_judged_on_the_champions_stragglers_at_full_share() -> None:
+    # At 100% the champion answers only the few callers routed before the share changed; its
+    # mirrored scoring of the canary's traffic gives it requests, but no answered latency.
+    stragglers = arm(requests=200, answered=12, p95=9.0)
+    verdict = judge_step(evidence(champion=stragglers, canary=arm(p95=40.0)), POLICY, baked=True)
+    assert verdict.outcome == "pass"
+    assert any("p95 latency not compared: the champion answered 12" in r for r in verdict.reasons)
+    # With enough answers on both sides the same ratio fails.
+    both = judge_step(evidence(champion=arm(p95=9.0), canary=arm(p95=40.0)), POLICY, baked=True)
+    assert both.outcome == "fail"
 
 
 def test_a_failing_check_on_a_small_sample_waits_instead() -> None:
