@@ -52,31 +52,48 @@ def plot_timeline(config: PlatformConfig, path: Path, events: list[tuple[int, st
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from drift.check import timeline
 
     history = timeline(config)
     history = history[history["window_size"] > 0].reset_index(drop=True)
-    figure, drift_axis = plt.subplots(figsize=(9, 4.5))
-    checks = range(1, len(history) + 1)
-    drift_axis.plot(checks, history["drift_score"], "o-", color="tab:red", label="embedding drift (MMD²)")
-    drift_axis.set_xlabel("drift check (one per window)")
-    drift_axis.set_ylabel("drift score (MMD²)", color="tab:red")
+    figure, drift_axis = plt.subplots(figsize=(9, 4.8))
+    checks = list(range(1, len(history) + 1))
+    drift_axis.plot(checks, history["drift_score"], "o-", color="tab:red", label="drift score (MMD²)")
+    drift_axis.set_ylabel("drift score (MMD², sentence embeddings)", color="tab:red")
+    drift_axis.set_ylim(0, max(float(history["drift_score"].max()) * 1.3, 0.01))
+    drift_axis.set_xticks(
+        checks,
+        [
+            f"{pd.Timestamp(row['ts'], unit='s'):%H:%M:%S}\nchampion v{row['champion']}"
+            for _, row in history.iterrows()
+        ],
+    )
+    drift_axis.set_xlabel("drift check (UTC), one per window of live traffic")
     accuracy_axis = drift_axis.twinx()
     accuracy_axis.plot(
-        checks, history["live_accuracy"], "s-", color="tab:blue", label="live accuracy (feedback)"
+        checks, history["live_accuracy"], "s-", color="tab:blue", label="live accuracy (feedback labels)"
     )
     accuracy_axis.set_ylabel("live accuracy", color="tab:blue")
     accuracy_axis.set_ylim(0, 1.05)
-    for position, label in events:
-        drift_axis.axvline(position, color="grey", linestyle="--")
-        drift_axis.annotate(
-            label, (position, drift_axis.get_ylim()[1]), rotation=90, va="top", ha="right", fontsize=8
-        )
+    accuracy_axis.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     for index, row in history.iterrows():
-        champion = f"v{row['champion']}" + (" retrain!" if row["triggered"] else "")
-        point = (index + 1, row["drift_score"])
-        drift_axis.annotate(champion, point, textcoords="offset points", xytext=(0, 8), ha="center")
+        verdict = "retrain triggered" if row["triggered"] else ("drift" if row["confirmed"] else "no drift")
+        drift_axis.annotate(
+            f"{row['drift_score']:.3f}: {verdict}", (index + 1, row["drift_score"]),
+            textcoords="offset points", xytext=(0, 9), ha="center", fontsize=8, color="tab:red",
+        )  # fmt: skip
+    for position, label in events:  # an event happens after check ``position``
+        drift_axis.axvline(position + 0.5, color="grey", linestyle="--")
+        drift_axis.annotate(
+            label, (position + 0.5, 0), textcoords="offset points", xytext=(4, 6), fontsize=8, color="grey"
+        )
+    lines = drift_axis.get_lines()[:1] + accuracy_axis.get_lines()[:1]
+    drift_axis.legend(
+        lines, [str(line.get_label()) for line in lines], loc="lower center", bbox_to_anchor=(0.5, 1.0),
+        ncol=2, fontsize=8, frameon=False,
+    )  # fmt: skip
     figure.suptitle("Drift score and live accuracy, before and after the drift-triggered retrain")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -92,6 +92,14 @@ def test_no_shift_no_alarm_then_shift_triggers_once(drift_config: PlatformConfig
     history = timeline(drift_config)
     assert list(history["triggered"].tail(3)) == [False, True, False]
 
+    # The demo's timeline picture is drawn from the same table.
+    from PIL import Image
+
+    from bertloop.demo_drift import plot_timeline
+
+    picture = plot_timeline(drift_config, drift_config.workspace / "timeline.png", [(2, "retrain")])
+    assert Image.open(picture).size[0] > 500
+
 
 def test_too_small_a_window_gives_no_verdict(drift_config: PlatformConfig) -> None:
     outcome = run_check(drift_config, now=time.time() + 500_000)
