@@ -190,6 +190,7 @@ def create_app(
         )
         served = state.canary if role == constants.ROLE_CANARY and state.canary else state.champion
         started = time.perf_counter()
+        gateway.metrics.in_flight.inc()
         try:
             results = await gateway.batcher.submit(served, texts)
         except Exception as failure:
@@ -200,6 +201,8 @@ def create_app(
             gateway.metrics.observe(served.version, role, "error", latency, len(texts))
             log.exception("inference failed on model version %s", served.version)
             raise HTTPException(500, f"inference failed on model version {served.version}") from failure
+        finally:
+            gateway.metrics.in_flight.dec()
         latency = (time.perf_counter() - started) * 1000
         gateway.log.record(gateway.rows(served, role, texts, request_ids, caller, latency, results, None))
         gateway.metrics.observe(served.version, role, "ok", latency, len(texts))

@@ -34,6 +34,9 @@ class GatewayMetrics:
         self.canary_percent = Gauge(
             "bertloop_canary_percent", "Share of callers routed to the canary", registry=self.registry
         )
+        self.in_flight = Gauge(
+            "bertloop_requests_in_flight", "Requests waiting for their forward pass", registry=self.registry
+        )
         self.mirror_backlog = Gauge(
             "bertloop_mirror_backlog", "Mirrored texts waiting to be scored", registry=self.registry
         )

@@ -68,11 +68,18 @@ def test_no_failed_request_across_promotions_and_rollbacks(two_versions: Registr
     assert all(by_id.loc[p["request_id"], "model_version"] == p["model_version"] for p in results[:200])
 
 
+def _in_flight(url: str) -> float:
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    line = next(line for line in metrics.splitlines() if line.startswith("bertloop_requests_in_flight "))
+    return float(line.split()[1])
+
+
 def test_sigterm_finishes_requests_in_flight_and_writes_their_rows(
     two_versions: Registry, tmp_path: Path
 ) -> None:
-    # A long batching window keeps requests in flight when the signal lands.
-    gateway = start_gateway(two_versions.config_file, tmp_path, **{"serving.max_batch_wait_ms": 400})
+    # A long batching window and room for every text keep the requests in flight when the signal lands.
+    settings = {"serving.max_batch_wait_ms": 2000, "serving.max_batch_size": 64}
+    gateway = start_gateway(two_versions.config_file, tmp_path, **settings)
     responses: list[httpx.Response] = []
     refused: list[str] = []
 
@@ -87,7 +94,11 @@ def test_sigterm_finishes_requests_in_flight_and_writes_their_rows(
     senders = [threading.Thread(target=send, args=(i,)) for i in range(24)]
     for sender in senders:
         sender.start()
-    time.sleep(0.15)
+    # Signal only once the gateway holds requests: thread start-up on a loaded machine is slow.
+    deadline = time.monotonic() + 30
+    while _in_flight(gateway.url) < 12:
+        assert time.monotonic() < deadline, "the requests never reached the gateway"
+        time.sleep(0.02)
     gateway.process.send_signal(signal.SIGTERM)
     for sender in senders:
         sender.join()
