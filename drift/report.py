@@ -104,5 +104,8 @@ def _evidently(path: Path, rows: Sequence[dict[str, Any]], reference: Any, windo
                              .reset_index(drop=True), lengths], axis=1)  # fmt: skip
     else:
         reference_frame = reference_frame.drop(columns="text_length")
-    Report([DataDriftPreset()]).run(current, reference_frame).save_html(str(path))
+    # A constant column (every text truncated to the same length, say) makes Evidently's
+    # correlation summary divide by zero; the per-column drift tests are unaffected.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        Report([DataDriftPreset()]).run(current, reference_frame).save_html(str(path))
     return path
