@@ -26,6 +26,8 @@ examples:
   bertloop serve --port 8000                     # the gateway: champion, canary, prediction log
   bertloop canary                                # ramp the challenger; promote or roll back
   bertloop rollback --reason "refund intents"    # previous_champion becomes champion again
+  bertloop drift                                 # check the last window of live traffic for drift
+  bertloop drift --history                       # every drift check: score, accuracy, verdict
   bertloop ledger                                # every alias change, who and why
   bertloop config                                # the configuration in effect
 
@@ -82,6 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("canary", help="roll the challenger out through the gateway; promote or roll back")
     rollback = commands.add_parser("rollback", help="restore previous_champion as champion in one step")
     rollback.add_argument("--reason", required=True, help="why; recorded in the promotion ledger")
+    drift = commands.add_parser(
+        "drift",
+        help="check the last window of live traffic for drift (what the drift DAG runs), or show the history",
+    )
+    drift.add_argument("--history", action="store_true", help="list earlier checks instead of running one")
+    drift.add_argument(
+        "--retrains-running",
+        type=int,
+        default=0,
+        help="retrains already running elsewhere, for storm control (the DAG asks Airflow; default 0)",
+    )
     commands.add_parser("ledger", help="show every alias change: when, who, from which version to which")
     commands.add_parser("models", help="list registered versions with aliases, metrics and decisions")
     commands.add_parser("config", help="print the configuration in effect, validated")
@@ -134,6 +147,8 @@ def _dispatch(args: argparse.Namespace, config: Any) -> int:
         outcome = restore_previous_champion(config, actor=f"cli:{getpass.getuser()}", reason=args.reason)
         print(json.dumps(outcome, indent=2))
         return 0
+    if args.command == "drift":
+        return _drift(config, args)
     if args.command == "ledger":
         from rollout.ledger import Ledger, format_entries
 
@@ -152,6 +167,27 @@ def _dispatch(args: argparse.Namespace, config: Any) -> int:
     else:
         result = getattr(steps, args.command)(config, args.run_key)
     print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _drift(config: Any, args: argparse.Namespace) -> int:
+    from drift.check import format_timeline, run_check, timeline
+
+    if args.history:
+        print(format_timeline(timeline(config)))
+        return 0
+    outcome = run_check(config, retrains_running=args.retrains_running)
+    fired = [signal["name"] for signal in outcome["signals"] if signal["drifted"]]
+    print(json.dumps({key: outcome[key] for key in ("champion", "window_size", "drift_score",
+                                                    "live_accuracy", "confirmed", "triggered", "reason",
+                                                    "report", "data_path")} | {"fired": fired},
+                     indent=2, default=str))  # fmt: skip
+    if outcome["triggered"]:
+        print(
+            f"feedback exported to {outcome['data_path']}; retrain on it with "
+            f"`bertloop run {outcome['data_path']}` (the drift DAG starts the retrain DAG itself)",
+            file=sys.stderr,
+        )
     return 0
 
 

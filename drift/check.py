@@ -250,6 +250,22 @@ def timeline(config: PlatformConfig) -> pd.DataFrame:
         )
 
 
+def format_timeline(history: pd.DataFrame) -> str:
+    """The drift checks as a plain table, oldest first, for ``bertloop drift --history``."""
+    if history.empty:
+        return "(no drift checks yet)"
+    lines = [f"{'time (UTC)':<20}{'champion':>9}{'window':>8}{'MMD²':>9}{'accuracy':>10}  verdict"]
+    for _, row in history.iterrows():
+        score = "-" if pd.isna(row["drift_score"]) else f"{row['drift_score']:.4f}"
+        accuracy = "-" if pd.isna(row["live_accuracy"]) else f"{row['live_accuracy']:.1%}"
+        verdict = "retrain" if row["triggered"] else ("drift" if row["confirmed"] else "quiet")
+        lines.append(
+            f"{pd.Timestamp(row['ts'], unit='s'):%Y-%m-%d %H:%M:%S}  {row['champion'] or '-':>8}"
+            f"{row['window_size']:>8}{score:>9}{accuracy:>10}  {verdict}: {row['reason']}"
+        )
+    return "\n".join(lines)
+
+
 def _snapshot(labelled: pd.DataFrame) -> str:
     import hashlib
 

@@ -105,3 +105,23 @@ def test_too_small_a_window_gives_no_verdict(drift_config: PlatformConfig) -> No
     outcome = run_check(drift_config, now=time.time() + 500_000)
     assert outcome["window_size"] == 0 and not outcome["confirmed"]
     assert "no verdict below 60" in outcome["reason"]
+
+
+def test_the_cli_runs_a_check_and_lists_the_history(
+    drift_config: PlatformConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from bertloop.cli import main
+
+    config_file = tmp_path / "bertloop.yaml"
+    config_file.write_text(yaml.safe_dump(drift_config.model_dump(mode="json")))
+    assert main(["--config", str(config_file), "drift"]) == 0
+    outcome = json.loads(capsys.readouterr().out)
+    assert outcome["champion"] == "1" and outcome["triggered"] is False
+    assert "no verdict below 60" in outcome["reason"]
+
+    assert main(["--config", str(config_file), "drift", "--history"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("time (UTC)") and len(table) == len(timeline(drift_config)) + 1
+    assert "quiet: 0 predictions in the window; no verdict below 60" in table[-1]
