@@ -161,17 +161,13 @@ def train(config: PlatformConfig, run_key: str) -> dict[str, Any]:
     _log_params_once(client, run_id, config)
     training_files = [Path(p) for p in versioned["training_files"]]
     run_dir = workspace.run_dir(run_key)
+    newest = Path(versioned["data_repo"]) / versioned["batch_path"]  # this run's batch, used whole
     if config.training.world_size > 1:
         from training.distributed import launch
 
-        outcome = launch(
-            config, training_files, base, run_dir, tracking={"run_id": run_id},
-            newest=Path(versioned["data_repo"]) / versioned["batch_path"],
-        )  # fmt: skip
+        outcome = launch(config, training_files, base, run_dir, tracking={"run_id": run_id}, newest=newest)
     else:
-        frame = load_training_frame(
-            config, training_files, newest=Path(versioned["data_repo"]) / versioned["batch_path"]
-        )
+        frame = load_training_frame(config, training_files, newest=newest)
         outcome = fine_tune(
             texts=frame[config.data.text_column].tolist(),
             labels=frame[config.data.label_column].tolist(),

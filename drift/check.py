@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,18 @@ drift_checks = sa.Table(
 )
 
 
-def state_engine(config: PlatformConfig) -> sa.Engine:
+@contextmanager
+def state_connection(config: PlatformConfig, write: bool = False) -> Iterator[sa.Connection]:
+    """A connection to the drift_checks table (next to the promotion ledger); the engine is disposed after."""
     from serving.prediction_log import make_engine
 
     engine = make_engine(config.ledger_url)
     metadata.create_all(engine)
-    return engine
+    try:
+        with engine.begin() if write else engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def run_check(config: PlatformConfig, now: float | None = None, retrains_running: int = 0) -> dict[str, Any]:
@@ -95,22 +102,10 @@ def _decide(
     labelled = labelled_feedback_since_training(config, champion)
     snapshot = _snapshot(labelled)
     decision = may_retrain(now, snapshot, retrain_history(config, retrains_running), _storm_policy(config))
-    if not decision.allowed:
-        return _record(
-            config,
-            now,
-            champion,
-            rows,
-            signals,
-            False,
-            f"drift confirmed; {decision.reason}",
-            snapshot,
-            report,
-        )
-    data_path = export_feedback(config, labelled, snapshot)
+    data_path = export_feedback(config, labelled, snapshot) if decision.allowed else None
     return _record(
-        config, now, champion, rows, signals, True, f"drift confirmed; {decision.reason}", snapshot, report,
-        data_path=data_path,
+        config, now, champion, rows, signals, decision.allowed, f"drift confirmed; {decision.reason}",
+        snapshot, report, data_path=data_path,
     )  # fmt: skip
 
 
@@ -152,8 +147,7 @@ def export_feedback(config: PlatformConfig, labelled: pd.DataFrame, snapshot: st
 def retrain_history(config: PlatformConfig, retrains_running: int) -> RetrainHistory:
     from registry.mlflow_registry import connect
 
-    engine = state_engine(config)
-    with engine.connect() as connection:
+    with state_connection(config) as connection:
         last = connection.execute(
             sa.select(drift_checks.c.ts, drift_checks.c.snapshot)
             .where(drift_checks.c.triggered.is_(True))
@@ -233,7 +227,7 @@ def _record(
         "reason": reason,
         "report": str(report) if report else None,
     }
-    with state_engine(config).begin() as connection:
+    with state_connection(config, write=True) as connection:
         connection.execute(drift_checks.insert().values(**outcome))
     return {
         **outcome,
@@ -244,7 +238,7 @@ def _record(
 
 
 def timeline(config: PlatformConfig) -> pd.DataFrame:
-    with state_engine(config).connect() as connection:
+    with state_connection(config) as connection:
         return pd.DataFrame(
             connection.execute(sa.select(drift_checks).order_by(drift_checks.c.id)).mappings().all()
         )

@@ -7,7 +7,9 @@ sample-size aware by construction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -33,15 +35,25 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def text_length_drift(reference: ArrayLike, window: ArrayLike, alpha: float) -> Signal:
-    """Two-sample Kolmogorov-Smirnov test on text lengths (in word pieces)."""
+def _ks_signal(
+    name: str, reference: ArrayLike, window: ArrayLike, alpha: float, describe: Callable[[Any, Any], str]
+) -> Signal:
+    """Two-sample Kolmogorov-Smirnov test; ``describe(window, reference)`` says what moved, in words."""
     from scipy.stats import ks_2samp
 
     reference, window = np.asarray(reference, dtype=float), np.asarray(window, dtype=float)
     result = ks_2samp(reference, window)
     return Signal(
-        "text_length", float(result.statistic), float(result.pvalue), bool(result.pvalue < alpha),
-        f"median length {np.median(window):.0f} vs reference {np.median(reference):.0f} word pieces",
+        name, float(result.statistic), float(result.pvalue), bool(result.pvalue < alpha),
+        describe(window, reference),
+    )  # fmt: skip
+
+
+def text_length_drift(reference: ArrayLike, window: ArrayLike, alpha: float) -> Signal:
+    """Two-sample Kolmogorov-Smirnov test on text lengths (in word pieces)."""
+    return _ks_signal(
+        "text_length", reference, window, alpha,
+        lambda w, r: f"median length {np.median(w):.0f} vs reference {np.median(r):.0f} word pieces",
     )  # fmt: skip
 
 
@@ -118,13 +130,10 @@ def population_stability_index(expected: np.ndarray, actual: np.ndarray) -> floa
 
 
 def confidence_drift(reference: ArrayLike, window: ArrayLike, alpha: float) -> Signal:
-    from scipy.stats import ks_2samp
-
-    reference, window = np.asarray(reference, dtype=float), np.asarray(window, dtype=float)
-    result = ks_2samp(reference, window)
-    return Signal(
-        "confidence", float(result.statistic), float(result.pvalue), bool(result.pvalue < alpha),
-        f"mean confidence {np.mean(window):.3f} vs reference {np.mean(reference):.3f}",
+    """Two-sample Kolmogorov-Smirnov test on the champion's confidence."""
+    return _ks_signal(
+        "confidence", reference, window, alpha,
+        lambda w, r: f"mean confidence {np.mean(w):.3f} vs reference {np.mean(r):.3f}",
     )  # fmt: skip
 
 

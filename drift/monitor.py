@@ -8,7 +8,6 @@ prediction drift uses what the gateway logged; performance drift uses feedback.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
@@ -228,12 +227,6 @@ def confirmed(signals: Sequence[Signal], min_signals: int) -> bool:
     """Embedding drift alone confirms (it sees meaning); otherwise enough signals must agree."""
     fired = [signal for signal in signals if signal.drifted]
     return any(signal.name == "embedding_mmd" for signal in fired) or len(fired) >= min_signals
-
-
-def feedback_snapshot(rows: Sequence[dict[str, Any]]) -> str:
-    """Identity of the labelled data a retrain would use: the feedback request ids."""
-    ids = sorted(row["request_id"] for row in rows if row.get("true_label"))
-    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
 
 def _sample(matrix: np.ndarray, size: int, generator: np.random.Generator) -> np.ndarray:
