@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from rollout.ledger import Ledger
 from serving.prediction_log import PredictionLog, PredictionRow
-from tests.conftest import REPO_ROOT, Registry
+from tests.conftest import Registry
+from tests.e2e.conftest import run_state
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def dags():
-    airflow = Path(sys.executable).parent / "airflow"
-    subprocess.run(
-        [str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ, timeout=300
-    )
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(REPO_ROOT / "dags")).dags
 
 
 def _live_traffic(log: PredictionLog, stop: threading.Event) -> None:
@@ -46,10 +32,6 @@ def _live_traffic(log: PredictionLog, stop: threading.Event) -> None:
                 rows.append(row if mirror is None else dataclasses.replace(row, mirror_of=mirror))
         log.record(rows)
         time.sleep(0.1)
-
-
-def _state(dag_run) -> str:
-    return str(getattr(dag_run.state, "value", dag_run.state))
 
 
 def test_canary_dag_promotes_and_rollback_dag_restores(dags, two_versions: Registry) -> None:
@@ -70,7 +52,7 @@ def test_canary_dag_promotes_and_rollback_dag_restores(dags, two_versions: Regis
         stop.set()
         writer.join()
         log.close()
-    assert _state(canary) == "success"
+    assert run_state(canary) == "success"
     aliases = two_versions.client().get_registered_model(two_versions.config.registry.model_name).aliases
     assert {alias: str(version) for alias, version in aliases.items()} == {
         "champion": "2",
@@ -80,7 +62,7 @@ def test_canary_dag_promotes_and_rollback_dag_restores(dags, two_versions: Regis
     rollback = dags["rollback"].test(
         run_conf={"config_path": str(two_versions.config_file), "reason": "refund intents misrouted"}
     )
-    assert _state(rollback) == "success"
+    assert run_state(rollback) == "success"
     aliases = two_versions.client().get_registered_model(two_versions.config.registry.model_name).aliases
     assert {alias: str(version) for alias, version in aliases.items()} == {"champion": "1"}
     last = Ledger(two_versions.config.ledger_url).entries()[-1]
@@ -93,4 +75,4 @@ def test_rollback_without_a_previous_champion_fails_with_the_reason(dags, two_ve
     run = dags["rollback"].test(
         run_conf={"config_path": str(two_versions.config_file), "reason": "just checking"}
     )
-    assert _state(run) == "failed"
+    assert run_state(run) == "failed"

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,8 +10,9 @@ import pandas as pd
 import pytest
 
 from bertloop import constants
-from tests.conftest import REPO_ROOT, Registry
+from tests.conftest import Registry
 from tests.drift.test_drift_check import NEW_TOPIC, _log_window
+from tests.e2e.conftest import asset_events, task_state
 
 pytestmark = pytest.mark.e2e
 DRIFT_SETTINGS = {
@@ -27,36 +25,6 @@ DRIFT_SETTINGS = {
 }
 
 
-@pytest.fixture(scope="module")
-def dags():
-    airflow = Path(sys.executable).parent / "airflow"
-    subprocess.run(
-        [str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ, timeout=300
-    )
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(REPO_ROOT / "dags")).dags
-
-
-def _events(uri: str) -> list:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.settings import Session
-    from sqlalchemy import select
-
-    with Session() as session:
-        query = (
-            select(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.uri == uri)
-        )
-        return list(session.scalars(query))
-
-
-def _task_state(dag_run, task_id: str) -> str:
-    (instance,) = [ti for ti in dag_run.get_task_instances() if ti.task_id == task_id]
-    return str(getattr(instance.state, "value", instance.state))
-
-
 def test_confirmed_drift_emits_the_asset_that_schedules_retrain(dags, two_versions: Registry) -> None:
     generator = random.Random(9)
     texts = [" ".join(generator.sample(NEW_TOPIC, 6)) + f" {i}" for i in range(90)]
@@ -64,16 +32,16 @@ def test_confirmed_drift_emits_the_asset_that_schedules_retrain(dags, two_versio
     conf = {"config_path": str(two_versions.config_file), "overrides": DRIFT_SETTINGS}
 
     run = dags["drift"].test(run_conf=conf)
-    assert _task_state(run, "start_retrain") == "success"
-    (event,) = _events(constants.DRIFT_ASSET_URI)
+    assert task_state(run, "start_retrain") == "success"
+    (event,) = asset_events(constants.DRIFT_ASSET_URI)
     assert "embedding_mmd" in event.extra["signals"]
     exported = pd.read_csv(event.extra["data_path"])
     assert len(exported) == 90 and set(exported["label"]) == {"tech"}
 
     # Storm control: the same drift on the same feedback does not start a second retrain.
     again = dags["drift"].test(run_conf=conf)
-    assert _task_state(again, "start_retrain") == "skipped"
-    assert len(_events(constants.DRIFT_ASSET_URI)) == 1
+    assert task_state(again, "start_retrain") == "skipped"
+    assert len(asset_events(constants.DRIFT_ASSET_URI)) == 1
 
     # retrain listens to that asset (or its clock), and its ingest takes the batch the event carries.
     condition = dags["retrain"].timetable.asset_condition
@@ -92,11 +60,11 @@ def test_quiet_traffic_starts_no_retrain(dags, two_versions: Registry, tmp_path:
     steady = synthetic_rows(30, seed=78)
     _log_window(two_versions.config, steady["text"].tolist(), steady["label"].tolist(), time.time() + 3600)
     conf = {"config_path": str(two_versions.config_file), "overrides": DRIFT_SETTINGS}
-    before = len(_events(constants.DRIFT_ASSET_URI))
+    before = len(asset_events(constants.DRIFT_ASSET_URI))
     # The window sits an hour ahead so only the steady rows are in it.
     import unittest.mock
 
     with unittest.mock.patch("time.time", return_value=time.time() + 3600 + 1):
         run = dags["drift"].test(run_conf=conf)
-    assert _task_state(run, "start_retrain") == "skipped"
-    assert len(_events(constants.DRIFT_ASSET_URI)) == before
+    assert task_state(run, "start_retrain") == "skipped"
+    assert len(asset_events(constants.DRIFT_ASSET_URI)) == before

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,49 +9,14 @@ import pytest
 
 from bertloop import constants
 from bertloop.config import load_config
-from tests.conftest import REPO_ROOT, synthetic_rows, write_config
+from tests.conftest import synthetic_rows, write_config
+from tests.e2e.conftest import asset_events, run_state, task_state
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def retrain_dag():
-    """A migrated SQLite metadata database, and the DAG as Airflow parses it."""
-    airflow = Path(sys.executable).parent / "airflow"
-    subprocess.run(
-        [str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ, timeout=300
-    )
-    from airflow.dag_processing.dagbag import DagBag
-
-    dagbag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
-    return dagbag.dags["retrain"]
-
-
-def _state(dag_run) -> str:
-    return str(getattr(dag_run.state, "value", dag_run.state))
-
-
-def _task_state(dag_run, task_id: str) -> str:
-    (instance,) = [ti for ti in dag_run.get_task_instances() if ti.task_id == task_id]
-    return str(getattr(instance.state, "value", instance.state))
-
-
-def _challenger_events() -> list:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.settings import Session
-    from sqlalchemy import select
-
-    with Session() as session:
-        query = (
-            select(AssetEvent)
-            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.uri == constants.CHALLENGER_ASSET_URI)
-        )
-        return list(session.scalars(query))
-
-
 def test_two_runs_give_champion_then_challenger_and_a_bad_batch_fails(
-    retrain_dag, tmp_path: Path, tiny_checkpoint: Path, golden_frame: pd.DataFrame
+    dags, tmp_path: Path, tiny_checkpoint: Path, golden_frame: pd.DataFrame
 ) -> None:
     config_file = write_config(
         tmp_path, tiny_checkpoint, golden_frame, **{"training.learning_rate": 0.005, "training.epochs": 8}
@@ -65,12 +27,12 @@ def test_two_runs_give_champion_then_challenger_and_a_bad_batch_fails(
     synthetic_rows(16, seed=11, exclude=exclude).to_csv(first_batch, index=False)
     synthetic_rows(16, seed=12, exclude=exclude).to_parquet(second_batch)
 
-    first = retrain_dag.test(run_conf={"data_path": str(first_batch), "config_path": str(config_file)})
-    assert _state(first) == "success"
-    second = retrain_dag.test(
+    first = dags["retrain"].test(run_conf={"data_path": str(first_batch), "config_path": str(config_file)})
+    assert run_state(first) == "success"
+    second = dags["retrain"].test(
         run_conf={"data_path": str(second_batch), "config_path": str(config_file), "epochs": 10}
     )
-    assert _state(second) == "success"
+    assert run_state(second) == "success"
 
     from registry.mlflow_registry import connect
 
@@ -93,9 +55,9 @@ def test_two_runs_give_champion_then_challenger_and_a_bad_batch_fails(
         ):
             assert tags[key], key
     # Only the challenger is announced: the asset event that starts the canary DAG.
-    assert _task_state(first, "announce") == "skipped"
-    assert _task_state(second, "announce") == "success"
-    events = _challenger_events()
+    assert task_state(first, "announce") == "skipped"
+    assert task_state(second, "announce") == "success"
+    events = asset_events(constants.CHALLENGER_ASSET_URI)
     assert [event.extra["version"] for event in events] == ["2"]
     # The trigger form's epochs override reached the configuration of the second run only.
     assert versions[0].tags[constants.TAG_CONFIG_HASH] != versions[1].tags[constants.TAG_CONFIG_HASH]
@@ -108,8 +70,8 @@ def test_two_runs_give_champion_then_challenger_and_a_bad_batch_fails(
     bad_batch = tmp_path / "batch-03.csv"
     synthetic_rows(16, seed=13, exclude=exclude).assign(label="weather").to_csv(bad_batch, index=False)
     original = bad_batch.read_bytes()
-    third = retrain_dag.test(run_conf={"data_path": str(bad_batch), "config_path": str(config_file)})
-    assert _state(third) == "failed"
+    third = dags["retrain"].test(run_conf={"data_path": str(bad_batch), "config_path": str(config_file)})
+    assert run_state(third) == "failed"
     states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in third.get_task_instances()}
     assert states["validate"] == "failed" and states["train"] != "success"
     quarantined = list((config.workspace / "quarantine").glob("*/batch-03.csv"))
