@@ -54,7 +54,7 @@ def embedder():
 
 
 def windows(corpus: pd.DataFrame, scenario: str, count: int, size: int, seed: int) -> list[list[str]]:
-    from bertloop.demo_drift import BANNER
+    from demo.drift import BANNER
 
     generator = np.random.default_rng(seed)
     result = []
@@ -96,7 +96,7 @@ def main() -> int:
     parser.add_argument("--permutations", type=int, default=200)
     args = parser.parse_args()
 
-    from bertloop.demo_data import load_bbc_news
+    from demo.data import load_bbc_news
     from drift.detectors import mmd_permutation_test
 
     corpus = load_bbc_news().drop_duplicates("text")

@@ -77,9 +77,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
 
-    from bertloop.config import load_config
+    from bertloop.core import env as env_defaults
+    from bertloop.core.config import load_config
+    from devtools.process import free_port, wait_until_healthy
     from registry.mlflow_registry import connect, version_for_alias
-    from serving.process import free_port, wait_until_healthy
 
     config = load_config(args.config)
     client = connect(config)
@@ -91,15 +92,13 @@ def main() -> int:
         **os.environ,
         "BERTLOOP_CONFIG": str(Path(args.config).resolve()),
         "MLFLOW_TRACKING_URI": config.tracking_uri,
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
+        **env_defaults.DEFAULTS,
     }
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"  # mlflow models serve runs `uvicorn`
     gateway_port, mlflow_port = free_port(), free_port()
     # The gateway serves the champion alone, as MLflow does: no canary, no mirrored scoring.
-    gateway_command = [sys.executable, "-m", "bertloop.cli", "--set", "serving.shadow=false"]
+    gateway_command = [sys.executable, "-m", "bertloop.pipeline.cli", "--set", "serving.shadow=false"]
     mlflow_command = [str(bin_dir / "mlflow"), "models", "serve", "--env-manager", "local", "--workers", "1"]
     servers = {
         "bertloop gateway": (

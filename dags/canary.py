@@ -17,12 +17,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
-from bertloop.constants import CHALLENGER_ASSET_NAME, CHALLENGER_ASSET_URI, DAG_CANARY
-from bertloop.dag_params import config_path_param, overrides_param
-
-challenger_registered = Asset(name=CHALLENGER_ASSET_NAME, uri=CHALLENGER_ASSET_URI)
+from bertloop.core.constants import DAG_CANARY
+from dag_common import challenger_registered, config_path_param, overrides_param
 
 
 @dag(
@@ -46,7 +44,7 @@ def canary():
     # re-running a ramp must be a person's (or a new challenger's) decision.
     @task(retries=0, execution_timeout=timedelta(hours=12))
     def roll_out() -> dict:
-        from bertloop.orchestration import run_canary_step
+        from bertloop.pipeline.orchestration import run_canary_step
 
         return run_canary_step(get_current_context())
 

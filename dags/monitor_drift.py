@@ -1,5 +1,5 @@
 """
-### drift
+### monitor_drift
 
 Every hour (`drift.schedule`), compares a window of the prediction log with the
 champion's training data and its predictions on it: text length, unknown or
@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import Asset, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
-from bertloop.config import DriftConfig, load_section
-from bertloop.constants import DAG_DRIFT, DRIFT_ASSET_NAME, DRIFT_ASSET_URI
-from bertloop.dag_params import config_path_param, overrides_param
+from bertloop.core.config import DriftConfig, load_section
+from bertloop.core.constants import DAG_DRIFT
+from dag_common import config_path_param, drift_confirmed, overrides_param
 
 drift_settings = load_section("drift", DriftConfig)
-drift_confirmed = Asset(name=DRIFT_ASSET_NAME, uri=DRIFT_ASSET_URI)
 
 
 @dag(
@@ -37,20 +36,20 @@ drift_confirmed = Asset(name=DRIFT_ASSET_NAME, uri=DRIFT_ASSET_URI)
         "overrides": overrides_param(),
     },
 )
-def drift():
+def monitor_drift():
     @task
     def check() -> dict:
-        from bertloop.orchestration import run_drift_check
+        from bertloop.pipeline.orchestration import run_drift_check
 
         return run_drift_check(get_current_context())
 
     @task(outlets=[drift_confirmed])
     def start_retrain(outcome: dict) -> dict:
-        from bertloop.orchestration import announce_drift
+        from bertloop.pipeline.orchestration import announce_drift
 
         return announce_drift(outcome, get_current_context(), drift_confirmed)
 
     start_retrain(check())
 
 
-drift()
+monitor_drift()

@@ -8,7 +8,7 @@ A newly registered challenger is announced as an Airflow Asset, which starts the
 `canary` DAG.
 
 It runs on its cron schedule (`orchestration.schedule`, taking the oldest file
-in the landing folder) or when the `drift` DAG confirms drift (taking the
+in the landing folder) or when the `monitor_drift` DAG confirms drift (taking the
 feedback batch the drift event carries). A person can trigger it with a
 **data path** and optional overrides. A batch that fails validation is quarantined with a
 readable report and the run fails; nothing is trained on it. The train task runs
@@ -20,28 +20,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import (
-    Asset,
     AssetOrTimeSchedule,
     CronTriggerTimetable,
     Param,
+    chain,
     dag,
     get_current_context,
     task,
 )
 
-from bertloop.config import load_orchestration
-from bertloop.constants import (
-    CHALLENGER_ASSET_NAME,
-    CHALLENGER_ASSET_URI,
-    DAG_RETRAIN,
-    DRIFT_ASSET_NAME,
-    DRIFT_ASSET_URI,
-)
-from bertloop.dag_params import config_path_param, overrides_param
+from bertloop.core.config import load_orchestration
+from bertloop.core.constants import DAG_RETRAIN
+from dag_common import challenger_registered, config_path_param, drift_confirmed, overrides_param
 
 orchestration = load_orchestration()
-challenger_registered = Asset(name=CHALLENGER_ASSET_NAME, uri=CHALLENGER_ASSET_URI)
-drift_confirmed = Asset(name=DRIFT_ASSET_NAME, uri=DRIFT_ASSET_URI)
 # On the clock (batches in the landing folder) OR when the drift DAG confirms drift.
 schedule = (
     AssetOrTimeSchedule(
@@ -82,54 +74,34 @@ schedule = (
     },
 )
 def retrain():
-    @task
-    def ingest() -> dict:
-        from bertloop.orchestration import run_step
+    # The steps hand off through the workspace, not XCom: each reads the manifests the
+    # steps before it wrote under this run's id (workspace/runs/<run id>/). Each task
+    # returns its own manifest to XCom for display; only `announce` reads one.
+    def step(name: str, **options):
+        @task(task_id=name, **options)
+        def run_step() -> dict:
+            from bertloop.pipeline.orchestration import run_step
 
-        return run_step("ingest", get_current_context())
+            return run_step(name, get_current_context())
 
-    @task
-    def validate(batch: dict) -> dict:
-        from bertloop.orchestration import run_step
-
-        return run_step("validate", get_current_context())
-
-    @task
-    def version(report: dict) -> dict:
-        from bertloop.orchestration import run_step
-
-        return run_step("version", get_current_context())
-
-    @task(queue=orchestration.train_queue, pool=orchestration.train_pool)
-    def train(snapshot: dict) -> dict:
-        from bertloop.orchestration import run_step
-
-        return run_step("train", get_current_context())
-
-    @task
-    def evaluate(model: dict) -> dict:
-        from bertloop.orchestration import run_step
-
-        return run_step("evaluate", get_current_context())
-
-    @task
-    def register(verdict: dict) -> dict:
-        from bertloop.orchestration import run_step
-
-        return run_step("register", get_current_context())
+        return run_step()
 
     @task(outlets=[challenger_registered])
     def announce(registration: dict) -> dict:
-        from bertloop.orchestration import announce_challenger
+        from bertloop.pipeline.orchestration import announce_challenger
 
         return announce_challenger(registration, get_current_context(), challenger_registered)
 
-    batch = ingest()
-    report = validate(batch)
-    snapshot = version(report)
-    model = train(snapshot)
-    verdict = evaluate(model)
-    registration = register(verdict)
+    train_on_gpu = {"queue": orchestration.train_queue, "pool": orchestration.train_pool}
+    registration = step("register")
+    chain(
+        step("ingest"),
+        step("validate"),
+        step("version"),
+        step("train", **train_on_gpu),
+        step("evaluate"),
+        registration,
+    )
     announce(registration)
 
 

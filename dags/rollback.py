@@ -11,8 +11,8 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from bertloop.constants import DAG_ROLLBACK
-from bertloop.dag_params import config_path_param
+from bertloop.core.constants import DAG_ROLLBACK
+from dag_common import config_path_param
 
 
 @dag(
@@ -33,7 +33,7 @@ from bertloop.dag_params import config_path_param
 def rollback():
     @task(retries=0)
     def restore_previous_champion() -> dict:
-        from bertloop.orchestration import run_rollback
+        from bertloop.pipeline.orchestration import run_rollback
 
         return run_rollback(get_current_context())
 

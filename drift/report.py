@@ -1,10 +1,11 @@
-"""The HTML report of one drift window: the signals in plain words, plots, and Evidently's own report."""
+"""Drift reports: one window's JSON summary and HTML page (with Evidently's), and the timeline table."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,50 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from bertloop.core.config import PlatformConfig
+from bertloop.core.workspace import write_json_atomic
+from drift.detectors import Signal
+
+
+def write_reports(
+    config: PlatformConfig,
+    now: float,
+    champion: str,
+    rows: Sequence[dict[str, Any]],
+    signals: list[Signal],
+    reference: Any,
+    window: Any,
+) -> Path:
+    """``<time>.json`` (summary) and ``<time>.html`` under ``workspace/drift/reports``; returns the JSON."""
+    folder = config.workspace / "drift" / "reports"
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    summary = {
+        "window_end": now,
+        "window_minutes": config.drift.window_minutes,
+        "champion": champion,
+        "window_size": len(rows),
+        "signals": [signal.to_dict() for signal in signals],
+    }
+    write_json_atomic(folder / f"{stamp}.json", summary)
+    render_html(folder / f"{stamp}.html", summary, rows, reference, window)
+    return folder / f"{stamp}.json"
+
+
+def format_timeline(history: pd.DataFrame) -> str:
+    """The drift checks as a plain table, oldest first, for ``bertloop drift --history``."""
+    if history.empty:
+        return "(no drift checks yet)"
+    lines = [f"{'time (UTC)':<20}{'champion':>9}{'window':>8}{'MMD²':>9}{'accuracy':>10}  verdict"]
+    for _, row in history.iterrows():
+        score = "-" if pd.isna(row["drift_score"]) else f"{row['drift_score']:.4f}"
+        accuracy = "-" if pd.isna(row["live_accuracy"]) else f"{row['live_accuracy']:.1%}"
+        verdict = "retrain" if row["triggered"] else ("drift" if row["confirmed"] else "quiet")
+        lines.append(
+            f"{pd.Timestamp(row['ts'], unit='s'):%Y-%m-%d %H:%M:%S}  {row['champion'] or '-':>8}"
+            f"{row['window_size']:>8}{score:>9}{accuracy:>10}  {verdict}: {row['reason']}"
+        )
+    return "\n".join(lines)
 
 
 def render_html(

@@ -23,9 +23,6 @@ class Decision:
     reasons: tuple[str, ...]
     failed: tuple[str, ...] = field(default=())
 
-    def to_dict(self) -> dict[str, object]:
-        return {"blessed": self.blessed, "reasons": list(self.reasons), "failed": list(self.failed)}
-
 
 def decide(
     candidate: Mapping[str, float],

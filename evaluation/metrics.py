@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bertloop import constants
+from bertloop.core import constants
 
 
 @dataclass(frozen=True)

@@ -1,101 +1,74 @@
-"""Scoring the candidate and the champion on the golden set, and recording the verdict.
+"""Scoring the candidate and the champion on the golden set in one run, and writing the verdict.
 
 Both models are scored here, on the same golden set, in the same run: the
-champion's numbers are never copied from the run that trained it.
+champion's numbers are never copied from the run that trained it. The models
+come in as runners and the verdict goes out as files; recording it in the
+registry is the pipeline's job.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bertloop import constants
-from bertloop.config import PlatformConfig
-from bertloop.data import load_golden_set
-from bertloop.workspace import write_json_atomic
-from evaluation.gate import GatePolicy, decide
+from bertloop.core import constants
+from bertloop.core.workspace import write_json_atomic
+from evaluation.gate import Decision, GatePolicy, decide
 from evaluation.metrics import GoldenScores, plot_confusion_matrix, score
+from modeling.runner import ClassifierRunner
 
 
-def evaluate_candidate(config: PlatformConfig, run_id: str, model_dir: str, run_dir: Path) -> dict[str, Any]:
-    from registry import mlflow_registry as registry
-    from training.inference import load_classifier
+@dataclass(frozen=True)
+class Evaluation:
+    candidate: GoldenScores
+    champion: GoldenScores | None
+    champion_version: str | None
+    decision: Decision
 
-    client = registry.connect(config)
-    golden = load_golden_set(config)
-    texts = golden.frame[config.data.text_column].tolist()
-    truth = golden.frame[config.data.label_column].tolist()
+    @property
+    def outcome(self) -> str:
+        return constants.DECISION_BLESSED if self.decision.blessed else constants.DECISION_NOT_BLESSED
 
-    candidate = _score_model(*load_classifier(model_dir), texts, truth, config)
-    champion = registry.current_champion(client, config.registry.model_name)
-    champion_scores: GoldenScores | None = None
-    if champion is not None:
-        model, tokenizer = registry.load_champion(champion, config.registry.model_name)
-        champion_scores = _score_model(_to_device(model), tokenizer, texts, truth, config)
-
-    decision = decide(
-        candidate.headline(),
-        champion_scores.headline() if champion_scores else None,
-        GatePolicy(config.gate.minimums, config.gate.max_regression),
-    )
-    verdict = {
-        "decision": constants.DECISION_BLESSED if decision.blessed else constants.DECISION_NOT_BLESSED,
-        "reasons": list(decision.reasons),
-        "failed_checks": list(decision.failed),
-        "metrics": candidate.headline(),
-        "per_class": candidate.per_class,
-        "champion_version": champion.version if champion else None,
-        "champion_metrics": champion_scores.headline() if champion_scores else None,
-        "golden_examples": candidate.examples,
-    }
-    _record(
-        client, run_id, run_dir, candidate, champion_scores, champion.version if champion else None, verdict
-    )
-    return verdict
+    def metrics(self) -> dict[str, float]:
+        """Every number of both models, flattened under the candidate's and the champion's prefixes."""
+        metrics = self.candidate.flat(constants.GOLDEN_PREFIX)
+        if self.champion is not None:
+            metrics.update(self.champion.flat(constants.CHAMPION_PREFIX))
+        return metrics
 
 
-def _score_model(
-    model: Any, tokenizer: Any, texts: list[str], truth: list[str], config: PlatformConfig
-) -> GoldenScores:
-    from training.inference import predict
-
-    predictions = predict(
-        model, tokenizer, texts, config.training.eval_batch_size, config.training.max_length
-    )
-    return score(truth, predictions.labels, config.data.labels)
-
-
-def _to_device(model: Any) -> Any:
-    import torch
-
-    return model.to("cuda") if torch.cuda.is_available() else model
-
-
-def _record(
-    client: Any,
-    run_id: str,
-    run_dir: Path,
-    candidate: GoldenScores,
-    champion: GoldenScores | None,
+def evaluate(
+    candidate: ClassifierRunner,
+    champion: ClassifierRunner | None,
     champion_version: str | None,
-    verdict: dict[str, Any],
-) -> None:
-    from registry.mlflow_registry import log_metrics
+    texts: Sequence[str],
+    truth: Sequence[str],
+    labels: Sequence[str],
+    policy: GatePolicy,
+    batch_size: int,
+) -> Evaluation:
+    """Score both models on the same golden texts and apply the gate."""
+    candidate_scores = score(truth, candidate.score(texts, batch_size).labels, labels)
+    champion_scores = (
+        score(truth, champion.score(texts, batch_size).labels, labels) if champion is not None else None
+    )
+    decision = decide(
+        candidate_scores.headline(), champion_scores.headline() if champion_scores else None, policy
+    )
+    return Evaluation(candidate_scores, champion_scores, champion_version, decision)
 
-    metrics = candidate.flat(constants.GOLDEN_PREFIX)
-    if champion is not None:
-        metrics.update(champion.flat(constants.CHAMPION_PREFIX))
-    log_metrics(client, run_id, metrics)
-    folder = run_dir / "evaluation"
-    plot_confusion_matrix(candidate, "Candidate on the golden set", folder / "confusion_matrix.png")
-    if champion is not None:
+
+def write_report(evaluation: Evaluation, folder: Path, verdict: dict[str, object]) -> Path:
+    """Confusion matrices of both models and ``decision.json`` (the verdict) into ``folder``."""
+    plot_confusion_matrix(
+        evaluation.candidate, "Candidate on the golden set", folder / "confusion_matrix.png"
+    )
+    if evaluation.champion is not None:
         plot_confusion_matrix(
-            champion,
-            f"Champion v{champion_version} on the golden set",
+            evaluation.champion,
+            f"Champion v{evaluation.champion_version} on the golden set",
             folder / "champion_confusion_matrix.png",
         )
     write_json_atomic(folder / "decision.json", verdict)
-    client.log_artifacts(run_id, str(folder), "evaluation")
-    client.set_tag(run_id, constants.TAG_DECISION, verdict["decision"])
-    client.set_tag(run_id, constants.TAG_DECISION_REASONS, "; ".join(verdict["reasons"])[:5000])
-    client.set_tag(run_id, constants.TAG_CHAMPION_VERSION, str(champion_version or "none"))
+    return folder

@@ -7,14 +7,13 @@ first and ordinary column expectations run on those.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bertloop.config import PlatformConfig
+from bertloop.core.config import PlatformConfig
 
 SUITE_NAME = "labelled_batch"
 NORMALIZED_TEXT = "_bertloop_normalized_text"
@@ -81,7 +80,6 @@ def validate_frame(
     data_docs_dir: Path | None = None,
 ) -> ValidationOutcome:
     """Run the suite on ``frame``; with ``data_docs_dir``, also render Data Docs there."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

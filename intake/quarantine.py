@@ -7,14 +7,14 @@ report in plain words. Nothing in quarantine is ever trained on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bertloop import constants
-from bertloop.workspace import write_json_atomic
+from bertloop.core import constants
+from bertloop.core.hashing import sha256_file
+from bertloop.core.workspace import write_json_atomic
 
 if TYPE_CHECKING:
     from intake.expectations import ValidationOutcome
@@ -38,10 +38,10 @@ def quarantine_batch(
 ) -> BatchRejected:
     """Move ``batch_file`` into ``folder`` with its reports; return the error to raise."""
     folder.mkdir(parents=True, exist_ok=True)
-    digest = _sha256(batch_file)
+    digest = sha256_file(batch_file)
     destination = folder / batch_file.name
     shutil.move(str(batch_file), destination)
-    if _sha256(destination) != digest:
+    if sha256_file(destination) != digest:
         raise OSError(f"quarantined copy {destination} differs from the batch; investigate before retrying")
     if outcome is not None:
         write_json_atomic(folder / constants.QUARANTINE_GX_RESULT, outcome.result)
@@ -84,7 +84,3 @@ def _markdown(report: dict) -> str:
     if report["data_docs"]:
         lines += ["", f"Great Expectations Data Docs: [{report['data_docs']}]({report['data_docs']})"]
     return "\n".join(lines) + "\n"
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

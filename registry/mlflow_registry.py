@@ -7,13 +7,14 @@ that Airflow retries therefore reuses what its first try created.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
-from bertloop import constants
-from bertloop.config import PlatformConfig
+from bertloop.core import constants
+from bertloop.core.config import PlatformConfig
 
 
 @dataclass(frozen=True)
@@ -23,17 +24,34 @@ class Champion:
     source: str
 
 
+@dataclass(frozen=True)
+class VersionFacts:
+    """What the drift check and storm control need to know of a registered version."""
+
+    version: str
+    run_id: str
+    trained_at: float  # start of the training run, seconds since the epoch
+    run_key: str | None
+    golden_accuracy: float | None
+
+
 def connect(config: PlatformConfig) -> Any:
-    """Point MLflow at the configured tracking server and return a client for it."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    """Point MLflow at the configured tracking server and return the process's client for it."""
     import mlflow
-    from mlflow import MlflowClient
 
     config.workspace.mkdir(parents=True, exist_ok=True)
-    # The fluent API (mlflow.transformers.log_model) reads the global URI; set it once, here.
-    mlflow.set_tracking_uri(config.tracking_uri)
-    mlflow.set_registry_uri(config.tracking_uri)
-    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.tracking_uri)
+    # The fluent API (mlflow.transformers.log_model) reads the global URI; set it here.
+    if mlflow.get_tracking_uri() != config.tracking_uri:
+        mlflow.set_tracking_uri(config.tracking_uri)
+        mlflow.set_registry_uri(config.tracking_uri)
+    return _client(config.tracking_uri)
+
+
+@lru_cache(maxsize=8)
+def _client(tracking_uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def ensure_experiment(client: Any, config: PlatformConfig) -> str:
@@ -102,9 +120,37 @@ def load_version(model_name: str, version: str) -> tuple[Any, Any]:
     return components["model"], components["tokenizer"]
 
 
-def load_champion(champion: Champion, model_name: str) -> tuple[Any, Any]:
-    """The champion's model and tokenizer, as registered."""
-    return load_version(model_name, champion.version)
+def version_facts(client: Any, model_name: str, version: str) -> VersionFacts:
+    model_version = client.get_model_version(model_name, version)
+    run = client.get_run(model_version.run_id)
+    return VersionFacts(
+        version=str(version),
+        run_id=str(model_version.run_id),
+        trained_at=run.info.start_time / 1000,
+        run_key=run.data.tags.get(constants.TAG_RUN_KEY),
+        golden_accuracy=run.data.metrics.get(f"{constants.GOLDEN_PREFIX}{constants.METRIC_ACCURACY}"),
+    )
+
+
+def consecutive_unblessed(client: Any, model_name: str) -> int:
+    """How many of the newest registered versions in a row the gate did not bless."""
+    versions = sorted(client.search_model_versions(f"name = '{model_name}'"), key=lambda v: -int(v.version))
+    unblessed = 0
+    for version in versions:
+        if version.tags.get(constants.TAG_DECISION) != constants.DECISION_NOT_BLESSED:
+            break
+        unblessed += 1
+    return unblessed
+
+
+def record_evaluation(
+    client: Any, run_id: str, metrics: Mapping[str, float], folder: Path, tags: Mapping[str, str]
+) -> None:
+    """The evaluation's metrics, its report folder (as artifacts under ``evaluation/``) and its tags."""
+    log_metrics(client, run_id, metrics)
+    client.log_artifacts(run_id, str(folder), "evaluation")
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
 
 
 def log_metrics(client: Any, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:

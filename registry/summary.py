@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bertloop import constants
-from bertloop.config import PlatformConfig
+from bertloop.core import constants
+from bertloop.core.config import PlatformConfig
 
 COLUMNS = ("version", "aliases", "golden_accuracy", "golden_macro_f1", "decision", "batch", "airflow_run")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bertloop.core.stores.ledger import Ledger
 from registry import mlflow_registry as registry
-from rollout.ledger import Ledger
 
 
 class AliasChanger:

@@ -1,6 +1,6 @@
 """The canary controller: ramp the challenger's share, judge each step, promote or roll back.
 
-The decision is :func:`canary.decision.judge_step`; this module only gathers the
+The decision is :func:`rollout.decision.judge_step`; this module only gathers the
 evidence, waits, and applies the outcome to MLflow aliases and the ledger.
 Time and sleeping are injected so tests can run the whole ramp in moments.
 """
@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from bertloop import constants
-from bertloop.config import PlatformConfig
+from bertloop.core import constants
+from bertloop.core.config import PlatformConfig
+from bertloop.core.stores.ledger import Ledger
+from registry.mlflow_registry import connect
 from rollout.aliases import AliasChanger
 from rollout.decision import StepVerdict, judge_step
 from rollout.evidence import collect
-from rollout.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,6 @@ def run_canary(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
-    from registry.mlflow_registry import connect
-    from serving.prediction_log import make_engine
-
     policy = config.canary
     aliases = AliasChanger(connect(config), config.registry.model_name, Ledger(config.ledger_url), actor)
     champion = aliases.current(constants.CHAMPION_ALIAS)
@@ -47,7 +45,6 @@ def run_canary(
         )
     if challenger == champion:
         raise NothingToRollOut(f"version {challenger} is already the champion")
-    engine = make_engine(config.prediction_log_url)
     history: list[dict[str, Any]] = []
     for percent in policy.steps:
         aliases.set_canary_percent(percent, {"summary": f"canary step {percent:g}%"})
@@ -61,7 +58,7 @@ def run_canary(
                 return _roll_back(
                     aliases, challenger, history, ["aliases changed during the rollout; stopping"]
                 )
-            evidence = collect(engine, started, champion, challenger)
+            evidence = collect(config.prediction_log_url, started, champion, challenger)
             verdict = judge_step(evidence, policy, baked=clock() - started >= policy.bake_seconds)
             if verdict.outcome == "wait" and clock() - started > policy.step_timeout_seconds:
                 verdict = StepVerdict(
@@ -125,8 +122,6 @@ def _summary(evidence: Any) -> dict[str, Any]:
 
 def restore_previous_champion(config: PlatformConfig, actor: str, reason: str) -> dict[str, Any]:
     """One-step rollback: ``previous_champion`` becomes ``champion`` again; any rollout stops."""
-    from registry.mlflow_registry import connect
-
     if not reason.strip():
         raise ValueError("a rollback needs a reason; say why, it goes into the ledger")
     aliases = AliasChanger(connect(config), config.registry.model_name, Ledger(config.ledger_url), actor)

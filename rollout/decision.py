@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bertloop.config import CanaryConfig
+from bertloop.core.config import CanaryConfig
 
 Outcome = Literal["pass", "fail", "wait"]
 

@@ -6,15 +6,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 
-from bertloop import constants
+from bertloop.core import constants
+from bertloop.core.stores.predictions import rows_since
 from rollout.decision import ArmStats, StepEvidence
-from serving.prediction_log import rows_since
 
 
-def collect(engine: sa.Engine, since: float, champion: str, canary: str) -> StepEvidence:
-    rows = rows_since(engine, since, [champion, canary])
+def collect(prediction_log_url: str, since: float, champion: str, canary: str) -> StepEvidence:
+    rows = rows_since(prediction_log_url, since, [champion, canary])
     return evidence_from_rows(rows, champion, canary)
 
 

@@ -31,9 +31,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from serving.process import free_port
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))  # devtools and bertloop from this checkout
+
+from bertloop.core.env import DEFAULTS as ENV_DEFAULTS  # noqa: E402
+from devtools.process import free_port  # noqa: E402
+
 BIN = Path(sys.executable).parent
 ADMIN = "admin"
 
@@ -80,7 +83,7 @@ class NativeStack:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "bertloop.orchestration.worker_hostname",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "bertloop.pipeline.orchestration.worker_hostname",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
             "AIRFLOW__API_AUTH__JWT_SECRET": self.password + "-jwt",
@@ -92,11 +95,7 @@ class NativeStack:
             "BERTLOOP_CONFIG": str(self.config),
             "BERTLOOP_WORKSPACE": str(self.workdir / "workspace"),
             "BERTLOOP_REGISTRY__TRACKING_URI": self.tracking_uri,
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "GX_ANALYTICS_ENABLED": "false",
-            "DVC_NO_ANALYTICS": "1",
-            "HF_HUB_OFFLINE": "1",
-            "TOKENIZERS_PARALLELISM": "false",
+            **ENV_DEFAULTS,
             **extra,
         }
 
@@ -262,11 +261,9 @@ class NativeStack:
 
 
 def check_registry(stack: NativeStack, config: Path, run_id: str) -> dict[str, Any]:
-    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     from mlflow import MlflowClient
 
-    sys.path.insert(0, str(REPO_ROOT))
-    from bertloop.config import load_config
+    from bertloop.core.config import load_config
 
     model_name = load_config(config).registry.model_name
     client = MlflowClient(tracking_uri=stack.tracking_uri, registry_uri=stack.tracking_uri)

@@ -21,12 +21,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, StrictStr
 
-from bertloop import constants
-from bertloop.config import PlatformConfig
+from bertloop.core import constants
+from bertloop.core.config import PlatformConfig
+from bertloop.core.stores.predictions import FeedbackExists, PredictionLog, PredictionRow, UnknownRequest
 from serving.batching import MicroBatcher
 from serving.metrics import GatewayMetrics
 from serving.models import RegistryWatcher, RoutingState, ServedModel
-from serving.prediction_log import FeedbackExists, PredictionLog, PredictionRow, UnknownRequest
 from serving.routing import choose_role, hash_caller
 
 log = logging.getLogger(__name__)

@@ -39,7 +39,6 @@ class MicroBatcher:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self.batches = 0  # passes run, for tests and metrics
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="micro-batcher")
@@ -111,7 +110,6 @@ class MicroBatcher:
         for item in batch:
             groups.setdefault(id(item.model), []).append(item)
         for items in groups.values():
-            self.batches += 1
             model = items[0].model
             futures = [item.future for item in items]
             try:

@@ -12,8 +12,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bertloop import constants
-from bertloop.config import PlatformConfig
+from bertloop.core import constants
+from bertloop.core.config import PlatformConfig
+from modeling.runner import ClassifierRunner
+from registry.mlflow_registry import canary_percent, connect, load_version, version_for_alias
 
 log = logging.getLogger(__name__)
 
@@ -27,29 +29,19 @@ class Prediction:
 
 @dataclass(frozen=True, eq=False)
 class ServedModel:
-    version: str
-    model: Any = field(repr=False)
-    tokenizer: Any = field(repr=False)
-    max_length: int = 128
+    """A registered version the gateway routes to, scored through the one model runner."""
 
-    @property
-    def labels(self) -> list[str]:
-        return [self.model.config.id2label[i] for i in range(len(self.model.config.id2label))]
+    version: str
+    runner: ClassifierRunner = field(repr=False)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        import torch
-
-        encoded = self.tokenizer(
-            list(texts), truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
-        ).to(next(self.model.parameters()).device)
-        with torch.inference_mode():
-            probabilities = self.model(**encoded).logits.float().softmax(dim=-1).cpu()
-        labels = self.labels
-        results = []
-        for row in probabilities.tolist():
-            best = max(range(len(row)), key=row.__getitem__)
-            results.append(Prediction(labels[best], row[best], dict(zip(labels, row, strict=True))))
-        return results
+        scored = self.runner.score(texts, batch_size=max(len(texts), 1))
+        return [
+            Prediction(label, confidence, scores)
+            for label, confidence, scores in zip(
+                scored.labels, scored.confidences, scored.scores, strict=True
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -67,14 +59,10 @@ class RoutingState:
 
 
 def load_from_registry(config: PlatformConfig, version: str) -> ServedModel:
-    from registry.mlflow_registry import connect, load_version
-
     connect(config)  # loading by models:/ URI goes through the configured registry
     model, tokenizer = load_version(config.registry.model_name, version)
-    model.eval()
-    return ServedModel(
-        version=version, model=model, tokenizer=tokenizer, max_length=config.training.max_length
-    )
+    runner = ClassifierRunner.from_components(model, tokenizer, config.training.max_length)
+    return ServedModel(version=version, runner=runner)
 
 
 class RegistryWatcher:
@@ -90,13 +78,11 @@ class RegistryWatcher:
         self._loaded: dict[str, ServedModel] = {}
 
     def refresh(self) -> RoutingState:
-        from registry import mlflow_registry as registry
-
-        client = registry.connect(self.config)
+        client = connect(self.config)
         name = self.config.registry.model_name
-        champion = registry.version_for_alias(client, name, constants.CHAMPION_ALIAS)
-        canary = registry.version_for_alias(client, name, constants.CHALLENGER_ALIAS)
-        percent = registry.canary_percent(client, name) if canary else 0.0
+        champion = version_for_alias(client, name, constants.CHAMPION_ALIAS)
+        canary = version_for_alias(client, name, constants.CHALLENGER_ALIAS)
+        percent = canary_percent(client, name) if canary else 0.0
         wanted = {version for version in (champion, canary) if version}
         for version in wanted - self._loaded.keys():
             log.info("loading %s version %s", name, version)

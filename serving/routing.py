@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from bertloop import constants
+from bertloop.core import constants
 
 
 def bucket(caller_key: str, salt: str) -> float:

@@ -15,14 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bertloop import constants
-from bertloop.config import PlatformConfig, load_config
+from bertloop.core import constants
+from bertloop.core.config import PlatformConfig, load_config
+from bertloop.core.env import apply_env_defaults
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+apply_env_defaults()
 
 # Airflow reads its configuration when first imported: point it at a throw-away home,
 # this repository's DAGs and SQLite before any test imports it.
@@ -213,7 +210,7 @@ class Registry:
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path) -> Registry:
     """Version 1 (champion) and version 2 (challenger) of a tiny BERT, registered for real."""
-    from bertloop import steps
+    from bertloop.pipeline import steps
 
     root = tmp_path_factory.mktemp("registry")
     golden = synthetic_rows(10, seed=1000)

@@ -1,1 +1,4 @@
-"""Fine-tuning a BERT-family classifier with transformers' Trainer."""
+"""Fine-tuning a BERT-family classifier with transformers' Trainer.
+
+One entry, :func:`training.entry.train`, for any number of processes.
+"""

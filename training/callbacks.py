@@ -1,34 +1,48 @@
-"""Streams Trainer logs into one MLflow run while training goes."""
+"""Trainer callbacks that hand training metrics to whoever asked for them, without knowing who that is."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
+# (metrics, global step) -> None: the pipeline passes one that logs to its MLflow run.
+MetricsReporter = Callable[[dict[str, float], int], None]
 
-class MlflowMetricsCallback(TrainerCallback):
-    """Logs every numeric Trainer log entry to ``run_id`` at the current global step.
 
-    Used instead of transformers' own MLflow integration so the metrics land in
-    the platform's run (found again on retries), not in a run the callback starts.
-    """
+def numeric_logs(logs: dict[str, Any]) -> dict[str, float]:
+    """Trainer's log entry as ``train_*`` numbers (booleans and strings dropped)."""
+    return {
+        key if key.startswith("train_") else f"train_{key}": float(value)
+        for key, value in logs.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
 
-    def __init__(self, client: Any, run_id: str):
-        self.client = client
-        self.run_id = run_id
+
+class ReportMetrics(TrainerCallback):
+    """Passes every numeric log entry of the main process to ``report`` at the current global step."""
+
+    def __init__(self, report: MetricsReporter):
+        self.report = report
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
         if not state.is_world_process_zero or not logs:
             return
-        from registry.mlflow_registry import log_metrics
+        if numeric := numeric_logs(logs):
+            self.report(numeric, int(state.global_step))
 
-        numeric = {
-            f"train_{key}" if not key.startswith("train_") else key: float(value)
-            for key, value in logs.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-        }
-        if numeric:
-            log_metrics(self.client, self.run_id, numeric, step=state.global_step)
+
+class JsonLinesReporter:
+    """A reporter for a torchrun worker: appends each report to a file the launching process reads."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __call__(self, metrics: dict[str, float], step: int) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": step, "metrics": metrics}) + "\n")

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bertloop.config import TrainingConfig
+from bertloop.core.config import TrainingConfig
+from modeling.hardware import HardwarePlan, detect_capabilities, plan_hardware
 from training.data import EncodedTexts, encode_labels
-from training.hardware import HardwarePlan, detect_capabilities, plan_hardware
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,6 @@ class TrainOutcome:
     train_loss: float
     resumed_from: str | None
     train_examples: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def resolve_base_checkpoint(setting: str) -> Path:

@@ -8,8 +8,6 @@ turns instead of corrupting the git index.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -19,6 +17,8 @@ from pathlib import Path
 
 import yaml
 from filelock import FileLock
+
+from bertloop.core.hashing import md5_file
 
 BATCHES = "batches"
 GOLDEN = "golden"
@@ -43,7 +43,6 @@ class DataRepository:
 
     def ensure(self) -> None:
         """Create the repository on first use; a no-op afterwards."""
-        os.environ.setdefault("DVC_NO_ANALYTICS", "1")
         if (self.root / ".dvc").is_dir():
             return
         self.root.mkdir(parents=True, exist_ok=True)
@@ -85,7 +84,7 @@ class DataRepository:
             self.ensure()
             target = self.root / relative
             dvc_file = self.root / f"{relative}.dvc"
-            if dvc_file.is_file() and self.md5_of(str(relative)) == _md5(source):
+            if dvc_file.is_file() and self.md5_of(str(relative)) == md5_file(source):
                 # Already versioned with identical content: a retried task adds nothing.
                 return VersionedFile(str(relative), self.md5_of(str(relative)), self.head())
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -112,11 +111,3 @@ class DataRepository:
         if completed.returncode != 0:
             raise RuntimeError(f"git {' '.join(args)} failed in {self.root}: {completed.stderr.strip()}")
         return completed.stdout
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

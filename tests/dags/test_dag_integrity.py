@@ -11,7 +11,10 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-DAG_FILES = sorted((REPO_ROOT / "dags").glob("*.py"))
+DAGS = REPO_ROOT / "dags"
+
+IGNORED = set((REPO_ROOT / "dags" / ".airflowignore").read_text().split())
+DAG_FILES = sorted(path for path in (REPO_ROOT / "dags").glob("*.py") if path.name not in IGNORED)
 
 # Parse a DAG file with sockets and SQLAlchemy connections made to fail loudly.
 PARSE_GUARDED = """
@@ -24,6 +27,7 @@ def refuse(*args, **kwargs):
 socket.socket.connect = refuse
 socket.create_connection = refuse
 sqlalchemy.engine.Engine.connect = refuse
+sys.path.insert(0, str(__import__("pathlib").Path(sys.argv[1]).parent))  # as Airflow does for the DAGs folder
 spec = importlib.util.spec_from_file_location("dag_under_test", sys.argv[1])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
@@ -51,14 +55,20 @@ def test_dag_file_does_not_import_torch_at_parse_time(dag_file: Path) -> None:
 
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    return DagBag(dag_folder=str(REPO_ROOT / "dags"))
+    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS)  # puts dags/ on sys.path, as Airflow does
 
 
 def test_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert {"retrain", "canary", "rollback"} <= set(dagbag.dag_ids)
+    assert set(dagbag.dag_ids) == {"retrain", "canary", "rollback", "monitor_drift"}
+
+
+def test_each_dag_file_is_named_after_its_dag(dagbag) -> None:
+    assert {Path(dag.fileloc).stem for dag in dagbag.dags.values()} == {path.stem for path in DAG_FILES}
+    for dag in dagbag.dags.values():
+        assert Path(dag.fileloc).stem == dag.dag_id
 
 
 def test_retrain_is_a_chain_of_steps_that_announces_challengers(dagbag) -> None:

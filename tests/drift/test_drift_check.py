@@ -11,10 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bertloop.config import PlatformConfig
-from drift.check import run_check, timeline
+from bertloop.core.config import PlatformConfig
+from bertloop.core.stores.drift_history import DriftHistory
+from bertloop.core.stores.predictions import PredictionLog, PredictionRow
+from bertloop.pipeline.steps import training_texts
+from drift.check import CheckOutcome, run_check
 from serving.models import load_from_registry
-from serving.prediction_log import PredictionLog, PredictionRow
 from tests.conftest import Registry, synthetic_rows
 
 NEW_TOPIC = [
@@ -65,46 +67,53 @@ def drift_config(two_versions: Registry) -> PlatformConfig:
     )  # fmt: skip
 
 
+def check(config: PlatformConfig, now: float) -> CheckOutcome:
+    return run_check(config, lambda version: training_texts(config, version), now=now)
+
+
+def timeline(config: PlatformConfig) -> pd.DataFrame:
+    return DriftHistory(config.ledger_url).timeline()
+
+
 def test_no_shift_no_alarm_then_shift_triggers_once(drift_config: PlatformConfig) -> None:
     start = time.time() + 100_000  # a window of its own, clear of other tests' rows
     steady = synthetic_rows(30, seed=77)  # the training distribution: 90 texts
     _log_window(drift_config, steady["text"].tolist(), steady["label"].tolist(), start)
-    quiet = run_check(drift_config, now=start)
-    assert quiet["window_size"] == 90
-    assert not quiet["confirmed"] and not quiet["triggered"], quiet
-    assert json.loads(Path(quiet["report"]).read_text())["signals"]
+    quiet = check(drift_config, now=start)
+    assert quiet.window_size == 90
+    assert not quiet.confirmed and not quiet.triggered, quiet
+    assert quiet.report and json.loads(Path(quiet.report).read_text())["signals"]
 
     generator = random.Random(5)
     drifted = [" ".join(generator.sample(NEW_TOPIC, 6)) + f" {i}" for i in range(90)]
     _log_window(drift_config, drifted, ["sport"] * 90, start + 600)
-    alarm = run_check(drift_config, now=start + 600)
-    fired = {signal["name"] for signal in alarm["signals"] if signal["drifted"]}
-    assert alarm["confirmed"] and {"embedding_mmd", "unknown_tokens"} <= fired, alarm
-    assert alarm["triggered"] and alarm["data_path"]
-    exported = pd.read_csv(alarm["data_path"])
+    alarm = check(drift_config, now=start + 600)
+    assert alarm.confirmed and {"embedding_mmd", "unknown_tokens"} <= set(alarm.fired), alarm
+    assert alarm.triggered and alarm.data_path and alarm.report
+    exported = pd.read_csv(alarm.data_path)
     assert set(exported.columns) == {"text", "label"} and len(exported) >= 90
-    html = Path(alarm["report"]).with_suffix(".html").read_text()
+    html = Path(alarm.report).with_suffix(".html").read_text()
     assert "embedding_mmd" in html and "Evidently data drift report" in html
 
-    again = run_check(drift_config, now=start + 660)  # same drift, same feedback: storm control holds
-    assert again["confirmed"] and not again["triggered"]
-    assert "already used" in again["reason"] or "cooldown" in again["reason"]
+    again = check(drift_config, now=start + 660)  # same drift, same feedback: storm control holds
+    assert again.confirmed and not again.triggered
+    assert "already used" in again.reason or "cooldown" in again.reason
     history = timeline(drift_config)
     assert list(history["triggered"].tail(3)) == [False, True, False]
 
     # The demo's timeline picture is drawn from the same table.
     from PIL import Image
 
-    from bertloop.demo_drift import plot_timeline
+    from demo.drift import plot_timeline
 
     picture = plot_timeline(drift_config, drift_config.workspace / "timeline.png", [(2, "retrain")])
     assert Image.open(picture).size[0] > 500
 
 
 def test_too_small_a_window_gives_no_verdict(drift_config: PlatformConfig) -> None:
-    outcome = run_check(drift_config, now=time.time() + 500_000)
-    assert outcome["window_size"] == 0 and not outcome["confirmed"]
-    assert "no verdict below 60" in outcome["reason"]
+    outcome = check(drift_config, now=time.time() + 500_000)
+    assert outcome.window_size == 0 and not outcome.confirmed
+    assert "no verdict below 60" in outcome.reason
 
 
 def test_the_cli_runs_a_check_and_lists_the_history(
@@ -112,7 +121,7 @@ def test_the_cli_runs_a_check_and_lists_the_history(
 ) -> None:
     import yaml
 
-    from bertloop.cli import main
+    from bertloop.pipeline.cli import main
 
     config_file = tmp_path / "bertloop.yaml"
     config_file.write_text(yaml.safe_dump(drift_config.model_dump(mode="json")))

@@ -12,6 +12,8 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
+DAGS = REPO_ROOT / "dags"
+
 
 @pytest.fixture(scope="module")
 def dags() -> dict[str, Any]:
@@ -20,9 +22,10 @@ def dags() -> dict[str, Any]:
     subprocess.run(
         [str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ, timeout=300
     )
-    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    return dict(DagBag(dag_folder=str(REPO_ROOT / "dags")).dags)
+    # BundleDagBag puts dags/ on sys.path, as Airflow's DAG processor and task runner do.
+    return dict(BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS).dags)
 
 
 def run_state(dag_run: Any) -> str:

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from rollout.ledger import Ledger
-from serving.prediction_log import PredictionLog, PredictionRow
+from bertloop.core.stores.ledger import Ledger
+from bertloop.core.stores.predictions import PredictionLog, PredictionRow
 from tests.conftest import Registry
 from tests.e2e.conftest import run_state
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bertloop import constants
+from bertloop.core import constants
 from tests.conftest import Registry
 from tests.drift.test_drift_check import NEW_TOPIC, _log_window
 from tests.e2e.conftest import asset_events, task_state
@@ -31,7 +31,7 @@ def test_confirmed_drift_emits_the_asset_that_schedules_retrain(dags, two_versio
     _log_window(two_versions.config, texts, ["tech"] * 90, time.time() - 30)
     conf = {"config_path": str(two_versions.config_file), "overrides": DRIFT_SETTINGS}
 
-    run = dags["drift"].test(run_conf=conf)
+    run = dags[constants.DAG_DRIFT].test(run_conf=conf)
     assert task_state(run, "start_retrain") == "success"
     (event,) = asset_events(constants.DRIFT_ASSET_URI)
     assert "embedding_mmd" in event.extra["signals"]
@@ -39,14 +39,14 @@ def test_confirmed_drift_emits_the_asset_that_schedules_retrain(dags, two_versio
     assert len(exported) == 90 and set(exported["label"]) == {"tech"}
 
     # Storm control: the same drift on the same feedback does not start a second retrain.
-    again = dags["drift"].test(run_conf=conf)
+    again = dags[constants.DAG_DRIFT].test(run_conf=conf)
     assert task_state(again, "start_retrain") == "skipped"
     assert len(asset_events(constants.DRIFT_ASSET_URI)) == 1
 
     # retrain listens to that asset (or its clock), and its ingest takes the batch the event carries.
     condition = dags["retrain"].timetable.asset_condition
     assert constants.DRIFT_ASSET_URI in {asset.uri for asset in getattr(condition, "objects", [condition])}
-    from bertloop.orchestration import drift_data_path
+    from bertloop.pipeline.orchestration import drift_data_path
 
     class Asset:
         uri = constants.DRIFT_ASSET_URI
@@ -65,6 +65,6 @@ def test_quiet_traffic_starts_no_retrain(dags, two_versions: Registry, tmp_path:
     import unittest.mock
 
     with unittest.mock.patch("time.time", return_value=time.time() + 3600 + 1):
-        run = dags["drift"].test(run_conf=conf)
+        run = dags[constants.DAG_DRIFT].test(run_conf=conf)
     assert task_state(run, "start_retrain") == "skipped"
     assert len(asset_events(constants.DRIFT_ASSET_URI)) == before

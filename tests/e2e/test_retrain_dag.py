@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bertloop import constants
-from bertloop.config import load_config
+from bertloop.core import constants
+from bertloop.core.config import load_config
 from tests.conftest import synthetic_rows, write_config
 from tests.e2e.conftest import asset_events, run_state, task_state
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from rollout.ledger import Ledger
-from serving.prediction_log import PredictionLog, PredictionRow, UnknownRequest
+from bertloop.core.stores.ledger import Ledger
+from bertloop.core.stores.predictions import PredictionLog, PredictionRow, UnknownRequest
 
 pytestmark = pytest.mark.integration
 SERVER = "postgresql://postgres@127.0.0.1:5432"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bertloop.config import PlatformConfig
-from serving import process
-from serving.process import GatewayProcess
+from bertloop.core.config import PlatformConfig
+from devtools import process
+from devtools.process import GatewayProcess
 from tests.conftest import Registry
 
 __all__ = ["GatewayProcess", "Registry", "prediction_rows", "start_gateway"]

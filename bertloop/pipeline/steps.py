@@ -1,0 +1,392 @@
+"""The retraining loop as six step functions: ingest, validate, version, train, evaluate, register.
+
+The Airflow DAG and the command line call exactly these functions. Each takes
+the configuration and a run key; :func:`step` gives it the run and owns the
+bookkeeping every step shares: a step whose manifest exists returns it (a
+retried task never repeats finished work), and a step's manifest is written
+last. Steps hand off through the workspace: each reads the manifests of the
+steps before it under the same run key.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from bertloop.core import constants
+from bertloop.core.config import PlatformConfig
+from bertloop.core.hashing import sha256_file, sha256_lines
+from bertloop.core.lineage import code_version, describe_checkpoint
+from bertloop.core.stores.ledger import Ledger
+from bertloop.core.workspace import Workspace, write_json_atomic
+from bertloop.pipeline.manifests import (
+    Evaluated,
+    Ingested,
+    Registered,
+    StepManifest,
+    Trained,
+    Validated,
+    Versioned,
+)
+from evaluation.gate import GatePolicy
+from evaluation.report import evaluate as score_on_golden_set
+from evaluation.report import write_report
+from intake.datasets import load_golden_set, load_training_frame
+from intake.expectations import validate_frame
+from intake.quarantine import BatchRejected, quarantine_batch, raise_if_quarantined
+from intake.reader import UnreadableBatch, read_batch
+from modeling.runner import ClassifierRunner
+from registry import mlflow_registry as registry
+from rollout.aliases import AliasChanger
+from training.entry import TrainingJob, write_training_data
+from training.entry import train as run_training
+from training.finetune import resolve_base_checkpoint
+from versioning.dvc_store import DataRepository
+
+log = logging.getLogger(__name__)
+ManifestT = TypeVar("ManifestT", bound=StepManifest)
+P = ParamSpec("P")
+
+
+class NoBatchWaiting(LookupError):
+    """No data path was given and the landing folder holds no batch."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One retraining run: its configuration, its key and its folder in the workspace."""
+
+    config: PlatformConfig
+    key: str
+
+    @property
+    def workspace(self) -> Workspace:
+        return Workspace(self.config.workspace)
+
+    @property
+    def folder(self) -> Path:
+        return self.workspace.run_dir(self.key)
+
+    def get(self, manifest: type[ManifestT]) -> ManifestT:
+        """The manifest an earlier step wrote; says which command to run if it has not run."""
+        return manifest.model_validate(self.workspace.read_manifest(self.key, manifest.step))
+
+
+def step(
+    manifest: type[ManifestT],
+) -> Callable[
+    [Callable[Concatenate[Run, P], ManifestT]], Callable[Concatenate[PlatformConfig, str, P], ManifestT]
+]:
+    """Make ``body(run, ...)`` a step ``(config, run_key, ...)`` that runs once per run key."""
+
+    def decorate(
+        body: Callable[Concatenate[Run, P], ManifestT],
+    ) -> Callable[Concatenate[PlatformConfig, str, P], ManifestT]:
+        @functools.wraps(body)
+        def run_step(config: PlatformConfig, run_key: str, *args: P.args, **kwargs: P.kwargs) -> ManifestT:
+            run = Run(config, run_key)
+            done = run.workspace.find_manifest(run_key, manifest.step)
+            if done is not None:
+                return manifest.model_validate(done)
+            result = body(run, *args, **kwargs)
+            run.workspace.write_manifest(run_key, manifest.step, result.model_dump(mode="json"))
+            return result
+
+        return run_step
+
+    return decorate
+
+
+@step(Ingested)
+def ingest(run: Run, source: str | None = None, airflow_run_id: str | None = None) -> Ingested:
+    """Copy the incoming batch into the workspace under a content-addressed batch id.
+
+    A file taken from the landing folder is claimed (removed there once the copy
+    is verified); a file given by path elsewhere is left where it is.
+    """
+    config = run.config
+    path = Path(source).expanduser().resolve() if source else oldest_landing_file(config.data.landing_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"batch file {path} does not exist; check data_path")
+    digest = sha256_file(path)
+    batch_id = f"{_slug(path.stem)}-{digest[:12]}"
+    copy = run.workspace.batches / batch_id / path.name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    if not copy.is_file() or sha256_file(copy) != digest:
+        shutil.copyfile(path, copy)
+    if sha256_file(copy) != digest:
+        raise OSError(f"copy of {path} to {copy} does not match the original; nothing was removed")
+    claimed = path.parent == config.data.landing_dir.resolve()
+    if claimed:
+        path.unlink()
+    return Ingested(
+        batch_id=batch_id,
+        batch_file=str(copy),
+        source=str(path),
+        sha256=digest,
+        bytes=copy.stat().st_size,
+        claimed_from_landing=claimed,
+        airflow_run_id=airflow_run_id,
+    )
+
+
+@step(Validated)
+def validate(run: Run) -> Validated:
+    """Run the Great Expectations suite; quarantine the batch and raise if it fails."""
+    config = run.config
+    intake = run.get(Ingested)
+    folder = run.workspace.quarantine / intake.batch_id
+    raise_if_quarantined(folder)
+    batch_file = Path(intake.batch_file)
+    golden = load_golden_set(config)
+    try:
+        frame = read_batch(batch_file, config.data.csv_delimiter)
+    except UnreadableBatch as error:
+        raise quarantine_batch(batch_file, folder, [str(error)], None) from None
+    outcome = validate_frame(frame, config, golden.normalized_texts, data_docs_dir=run.folder / "data_docs")
+    if not outcome.success:
+        raise quarantine_batch(batch_file, folder, outcome.failures, outcome)
+    result_path = run.folder / "gx_validation_result.json"
+    write_json_atomic(result_path, outcome.result)
+    return Validated(
+        batch_id=intake.batch_id,
+        passed=True,
+        statistics=outcome.statistics,
+        gx_result=str(result_path),
+        data_docs=str(outcome.data_docs_index),
+    )
+
+
+@step(Versioned)
+def version(run: Run) -> Versioned:
+    """Version the accepted batch and the golden set with DVC; fix the training snapshot."""
+    intake = run.get(Ingested)
+    run.get(Validated)  # never version an unvalidated batch
+    repository = DataRepository(run.workspace.data_repo)
+    batch = repository.add_batch(Path(intake.batch_file), intake.batch_id)
+    golden = repository.add_golden(run.config.data.golden_set)
+    if run.config.training.train_on == "all":
+        training_files = repository.batch_files()
+    else:
+        training_files = [repository.root / batch.path]
+    snapshot = [
+        f"{path.name}:{repository.md5_of(str(path.relative_to(repository.root)))}" for path in training_files
+    ]
+    return Versioned(
+        batch_path=batch.path,
+        batch_md5=batch.md5,
+        golden_path=golden.path,
+        golden_md5=golden.md5,
+        data_repo=str(repository.root),
+        data_rev=repository.head(),
+        training_files=[str(path) for path in training_files],
+        training_data_hash=sha256_lines(snapshot),
+    )
+
+
+@step(Trained)
+def train(run: Run) -> Trained:
+    """Fine-tune on the versioned snapshot, logging to this run's MLflow run as it goes."""
+    config = run.config
+    intake, versioned = run.get(Ingested), run.get(Versioned)
+    base = resolve_base_checkpoint(config.training.base_checkpoint)
+    client = registry.connect(config)
+    run_id = registry.find_or_create_run(
+        client,
+        registry.ensure_experiment(client, config),
+        run.key,
+        lineage_tags(config, intake, versioned, base),
+    )
+    _log_params_once(client, run_id, config)
+    newest = Path(versioned.data_repo) / versioned.batch_path  # this run's batch, used whole
+    frame = load_training_frame(config, [Path(p) for p in versioned.training_files], newest=newest)
+    job = TrainingJob(
+        data_file=write_training_data(
+            frame, config.data.text_column, config.data.label_column, run.folder / "training-data.parquet"
+        ),
+        label_names=list(config.data.labels),
+        base_checkpoint=base,
+        checkpoint_dir=run.folder / "checkpoints",
+        model_dir=run.folder / "model",
+        settings=config.training,
+    )
+    outcome = run_training(job, report=lambda metrics, at: registry.log_metrics(client, run_id, metrics, at))
+    registry.log_metrics(
+        client, run_id, {"train_examples": outcome.train_examples, "final_train_loss": outcome.train_loss}
+    )
+    client.set_tag(run_id, "bertloop.hardware", f"{outcome.device}/{outcome.precision}")
+    return Trained(mlflow_run_id=run_id, **outcome.__dict__)
+
+
+@step(Evaluated)
+def evaluate(run: Run) -> Evaluated:
+    """Score candidate and champion on the golden set in this run, decide, and record the verdict."""
+    config = run.config
+    trained = run.get(Trained)
+    client = registry.connect(config)
+    golden = load_golden_set(config)
+    max_length = config.training.max_length
+    champion = registry.current_champion(client, config.registry.model_name)
+    champion_runner = (
+        ClassifierRunner.from_components(
+            *registry.load_version(config.registry.model_name, champion.version), max_length
+        )
+        if champion
+        else None
+    )
+    evaluation = score_on_golden_set(
+        ClassifierRunner.from_directory(trained.model_dir, max_length),
+        champion_runner,
+        champion.version if champion else None,
+        golden.frame[config.data.text_column].tolist(),
+        golden.frame[config.data.label_column].tolist(),
+        config.data.labels,
+        GatePolicy(config.gate.minimums, config.gate.max_regression),
+        config.training.eval_batch_size,
+    )
+    verdict = Evaluated(
+        decision=evaluation.outcome,
+        reasons=list(evaluation.decision.reasons),
+        failed_checks=list(evaluation.decision.failed),
+        metrics=evaluation.candidate.headline(),
+        per_class=evaluation.candidate.per_class,
+        champion_version=evaluation.champion_version,
+        champion_metrics=evaluation.champion.headline() if evaluation.champion else None,
+        golden_examples=evaluation.candidate.examples,
+    )
+    folder = write_report(evaluation, run.folder / "evaluation", verdict.model_dump(mode="json"))
+    registry.record_evaluation(
+        client, trained.mlflow_run_id, evaluation.metrics(), folder, verdict_tags(verdict)
+    )
+    return verdict
+
+
+@step(Registered)
+def register(run: Run) -> Registered:
+    """Log and register the model once per training run; alias it if it was blessed."""
+    config = run.config
+    trained, verdict = run.get(Trained), run.get(Evaluated)
+    client = registry.connect(config)
+    examples = load_golden_set(config).frame[config.data.text_column].head(2).tolist()
+    model_uri = registry.log_transformers_model(
+        trained.mlflow_run_id, trained.model_dir, examples, config.training.max_length
+    )
+    # The version carries the same lineage as the run that trained it, plus the verdict.
+    run_tags = client.get_run(trained.mlflow_run_id).data.tags
+    tags = {key: value for key, value in run_tags.items() if key.startswith(constants.TAG_PREFIX)}
+    tags.update(verdict_tags(verdict))
+    model_name = config.registry.model_name
+    version_number, created = registry.register_version(
+        client, model_name, trained.mlflow_run_id, model_uri, tags
+    )
+    aliases: list[str] = []
+    if verdict.decision == constants.DECISION_BLESSED:
+        changer = AliasChanger(client, model_name, Ledger(config.ledger_url), actor=f"retrain:{run.key}")
+        alias = (
+            constants.CHAMPION_ALIAS
+            if changer.current(constants.CHAMPION_ALIAS) is None
+            else constants.CHALLENGER_ALIAS
+        )
+        if changer.current(alias) != version_number:  # a retried task changes (and records) nothing
+            changer.set(alias, version_number, "register", {"summary": "; ".join(verdict.reasons)})
+        aliases.append(alias)
+    return Registered(
+        model_name=model_name,
+        version=version_number,
+        newly_registered=created,
+        aliases=aliases,
+        decision=verdict.decision,
+        model_uri=model_uri,
+        mlflow_run_id=trained.mlflow_run_id,
+    )
+
+
+def run_all(config: PlatformConfig, run_key: str, source: str | None = None) -> Registered:
+    """The whole loop in one process, for the command line."""
+    ingest(config, run_key, source)
+    validate(config, run_key)
+    version(config, run_key)
+    train(config, run_key)
+    evaluate(config, run_key)
+    return register(config, run_key)
+
+
+def verdict_tags(verdict: Evaluated) -> dict[str, str]:
+    return {
+        constants.TAG_DECISION: verdict.decision,
+        constants.TAG_DECISION_REASONS: "; ".join(verdict.reasons)[:5000],
+        constants.TAG_CHAMPION_VERSION: str(verdict.champion_version or "none"),
+    }
+
+
+def lineage_tags(
+    config: PlatformConfig, intake: Ingested, versioned: Versioned, base: Path
+) -> dict[str, str]:
+    return {
+        constants.TAG_DATA_HASH: versioned.training_data_hash,
+        constants.TAG_DATA_PATH: f"{versioned.data_repo}@{versioned.data_rev}",
+        "bertloop.batch_id": intake.batch_id,
+        "bertloop.batch_md5": versioned.batch_md5,
+        constants.TAG_GOLDEN_HASH: versioned.golden_md5,
+        constants.TAG_BASE_CHECKPOINT: describe_checkpoint(base, config.training.base_checkpoint),
+        constants.TAG_CODE_VERSION: code_version(),
+        constants.TAG_CONFIG_HASH: config.config_hash(),
+        constants.TAG_AIRFLOW_RUN_ID: intake.airflow_run_id or "none (command line)",
+    }
+
+
+def training_texts(config: PlatformConfig, version_number: str) -> list[str]:
+    """The texts a registered version was trained on, found through its lineage (the drift reference)."""
+    facts = registry.version_facts(registry.connect(config), config.registry.model_name, version_number)
+    if not facts.run_key:
+        raise LookupError(
+            f"version {version_number} has no {constants.TAG_RUN_KEY} tag; its training data is unknown"
+        )
+    versioned = Run(config, facts.run_key).get(Versioned)
+    frame = load_training_frame(config, [Path(p) for p in versioned.training_files])
+    return frame[config.data.text_column].tolist()
+
+
+def oldest_landing_file(landing_dir: Path) -> Path:
+    candidates = (
+        [p for p in landing_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+        if landing_dir.is_dir()
+        else []
+    )
+    if not candidates:
+        raise NoBatchWaiting(f"no data_path given and no batch waiting in {landing_dir}")
+    return min(candidates, key=lambda p: (p.stat().st_mtime, p.name)).resolve()
+
+
+def _log_params_once(client: Any, run_id: str, config: PlatformConfig) -> None:
+    from mlflow.entities import Param
+
+    logged = client.get_run(run_id).data.params
+    params = {f"training.{k}": str(v) for k, v in config.training.model_dump().items()}
+    params["labels"] = ",".join(config.data.labels)
+    fresh = [Param(key, value) for key, value in params.items() if key not in logged]
+    if fresh:
+        client.log_batch(run_id, params=fresh)
+
+
+def _slug(text: str) -> str:
+    cleaned = "".join(character if character.isalnum() or character in "-_" else "-" for character in text)
+    return cleaned.strip("-")[:40] or "batch"
+
+
+__all__ = [
+    "BatchRejected",
+    "NoBatchWaiting",
+    "evaluate",
+    "ingest",
+    "register",
+    "run_all",
+    "train",
+    "validate",
+    "version",
+]

@@ -1,0 +1,30 @@
+"""Turning the feedback gathered since the champion was trained into a labelled batch for retraining."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bertloop.core.config import PlatformConfig
+from bertloop.core.hashing import sha256_lines
+from bertloop.core.stores import predictions
+
+
+def labelled_feedback(prediction_log_url: str, since: float) -> pd.DataFrame:
+    """Texts with true labels given since ``since``, whatever model answered them; one row per text."""
+    rows = predictions.labelled_texts_since(prediction_log_url, since)
+    return pd.DataFrame(rows, columns=["request_id", "text", "label"]).drop_duplicates("text")
+
+
+def snapshot_id(labelled: pd.DataFrame) -> str:
+    """The feedback snapshot's fingerprint: storm control refuses a second retrain on the same one."""
+    return sha256_lines(labelled["request_id"])
+
+
+def write_batch(config: PlatformConfig, labelled: pd.DataFrame, snapshot: str) -> str:
+    """The feedback as a labelled batch in the landing folder: it goes through validation like any batch."""
+    path = config.data.landing_dir / f"drift-feedback-{snapshot[:12]}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labelled.rename(columns={"text": config.data.text_column, "label": config.data.label_column})[
+        [config.data.text_column, config.data.label_column]
+    ].to_csv(path, index=False)
+    return str(path)

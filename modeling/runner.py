@@ -1,0 +1,96 @@
+"""The one model runner: a fine-tuned classifier on its device, scoring texts in batches.
+
+Evaluation scores the golden set with it, the gateway answers requests with it,
+and drift checks compute embeddings with it. Where it runs (device, precision)
+comes from :mod:`modeling.hardware`, never from the caller's own guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modeling.hardware import HardwarePlan, inference_plan
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Per text: the winning label, its probability, every label's probability, and (if asked) embeddings."""
+
+    labels: list[str]
+    confidences: list[float]
+    scores: list[dict[str, float]]
+    embeddings: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ClassifierRunner:
+    model: Any = field(repr=False)
+    tokenizer: Any = field(repr=False)
+    max_length: int = 128
+    plan: HardwarePlan = field(default_factory=lambda: HardwarePlan("cpu", "fp32"))
+
+    @classmethod
+    def from_components(
+        cls, model: Any, tokenizer: Any, max_length: int, plan: HardwarePlan | None = None
+    ) -> ClassifierRunner:
+        """Wrap a loaded model: moved to the plan's device and put in evaluation mode."""
+        plan = plan or inference_plan()
+        model = model.to(plan.device)
+        model.eval()
+        return cls(model=model, tokenizer=tokenizer, max_length=max_length, plan=plan)
+
+    @classmethod
+    def from_directory(
+        cls, folder: str | Path, max_length: int, plan: HardwarePlan | None = None
+    ) -> ClassifierRunner:
+        """A model and tokenizer saved with ``save_pretrained``."""
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder))
+        return cls.from_components(model, AutoTokenizer.from_pretrained(str(folder)), max_length, plan)
+
+    @property
+    def label_names(self) -> list[str]:
+        id2label = self.model.config.id2label
+        return [id2label[index] for index in range(len(id2label))]
+
+    def score(self, texts: Sequence[str], batch_size: int = 64, embeddings: bool = False) -> Scored:
+        """Score ``texts`` in batches; with ``embeddings``, also the mean-pooled last hidden state."""
+        import torch
+
+        names = self.label_names
+        labels: list[str] = []
+        confidences: list[float] = []
+        scores: list[dict[str, float]] = []
+        pooled: list[np.ndarray] = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), batch_size):
+                encoded = self.tokenizer(
+                    list(texts[start : start + batch_size]),
+                    truncation=True,
+                    max_length=self.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                ).to(self.plan.device)
+                outputs = self.model(**encoded, output_hidden_states=embeddings)
+                probabilities = outputs.logits.float().softmax(dim=-1).cpu()
+                for row in probabilities.tolist():
+                    best = max(range(len(row)), key=row.__getitem__)
+                    labels.append(names[best])
+                    confidences.append(row[best])
+                    scores.append(dict(zip(names, row, strict=True)))
+                if embeddings:
+                    mask = encoded["attention_mask"].unsqueeze(-1).float()
+                    hidden = outputs.hidden_states[-1].float()
+                    pooled.append(((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy())
+        matrix = (np.vstack(pooled) if pooled else np.zeros((0, 1))) if embeddings else None
+        return Scored(labels=labels, confidences=confidences, scores=scores, embeddings=matrix)
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Word-piece ids of each whole text, untruncated and without special tokens."""
+        return [list(ids) for ids in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
