@@ -1,10 +1,11 @@
-# bertloop: `make demo` runs the whole retraining loop; `make test` runs every test.
+# bertloop: `make demo` runs the whole retraining loop; `make test` runs every check and test;
+# `make test-fast` runs the tests that need no service and start no process.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck clean
+.PHONY: install demo test test-fast lint typecheck clean
 
 # torch goes in first, pinned to the local CPU build: resolved from scratch as a
 # dependency of transformers it would pull gigabytes of CUDA wheels.
@@ -23,12 +24,17 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# Pure logic and tiny-model tests: no Airflow run, no PostgreSQL or Redis, no server or torchrun process.
+test-fast: lint
+	$(BIN)/pytest -m "not e2e and not integration and not processes"
 
 clean:
 	rm -rf demo-workspace workspace .pytest_cache .ruff_cache .mypy_cache

@@ -87,67 +87,6 @@ def test_unblessed_model_is_registered_without_alias(
     assert client.get_registered_model(config.registry.model_name).aliases == {}
 
 
-def test_training_resumes_from_the_last_checkpoint(
-    platform_config: PlatformConfig, tmp_path: Path, tiny_checkpoint: Path
-) -> None:
-    from training.finetune import fine_tune
-
-    frame = synthetic_rows(8, seed=3)
-    arguments = dict(
-        texts=frame["text"].tolist(),
-        labels=frame["label"].tolist(),
-        label_names=platform_config.data.labels,
-        base_checkpoint=tiny_checkpoint,
-        checkpoint_dir=tmp_path / "checkpoints",
-        model_dir=tmp_path / "model",
-    )
-    first = fine_tune(settings=platform_config.training, **arguments)
-    assert first.resumed_from is None and first.global_step == 3  # 24 rows / batch 8, one epoch
-    longer = platform_config.training.model_copy(update={"epochs": 2.0})
-    resumed = fine_tune(settings=longer, **arguments)
-    assert resumed.resumed_from is not None and resumed.resumed_from.endswith("checkpoint-3")
-    assert resumed.global_step == 6
-
-
-def test_training_is_seeded(platform_config: PlatformConfig, tmp_path: Path, tiny_checkpoint: Path) -> None:
-    from training.finetune import fine_tune
-
-    frame = synthetic_rows(8, seed=3)
-    losses = []
-    for attempt in range(2):
-        losses.append(
-            fine_tune(
-                frame["text"].tolist(),
-                frame["label"].tolist(),
-                platform_config.data.labels,
-                tiny_checkpoint,
-                tmp_path / f"c{attempt}",
-                tmp_path / f"m{attempt}",
-                platform_config.training,
-            ).train_loss
-        )
-    assert losses[0] == pytest.approx(losses[1], abs=1e-6)
-
-
 def test_steps_out_of_order_say_what_to_run(platform_config: PlatformConfig) -> None:
     with pytest.raises(StepNotRun, match=r"run `bertloop ingest --run-key nope` first"):
         steps.validate(platform_config, "nope")
-
-
-def test_earlier_data_is_mixed_in_at_the_configured_fraction(
-    platform_config: PlatformConfig, tmp_path: Path
-) -> None:
-    from intake.datasets import load_training_frame
-
-    earlier, newest = tmp_path / "earlier.csv", tmp_path / "newest.csv"
-    synthetic_rows(20, seed=31).to_csv(earlier, index=False)  # 60 rows
-    synthetic_rows(4, seed=32, exclude=set(pd.read_csv(earlier)["text"])).to_csv(
-        newest, index=False
-    )  # 12 rows
-    mixed = platform_config.model_copy(
-        update={"training": platform_config.training.model_copy(update={"earlier_data_fraction": 0.25})}
-    )
-    frame = load_training_frame(mixed, [earlier, newest], newest=newest)
-    assert len(frame) == 15 + 12
-    assert set(pd.read_csv(newest)["text"]) <= set(frame["text"])  # the new data is always whole
-    assert len(load_training_frame(platform_config, [earlier, newest], newest=newest)) == 72

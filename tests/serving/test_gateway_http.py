@@ -10,6 +10,8 @@ import pytest
 from tests.conftest import LABELS
 from tests.serving.conftest import GatewayProcess, Registry, prediction_rows
 
+pytestmark = pytest.mark.processes
+
 
 def test_predict_one_and_many(gateway: GatewayProcess, two_versions: Registry) -> None:
     one = httpx.post(f"{gateway.url}/predict", json={"text": "goal match team"}).json()["predictions"]

@@ -9,8 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.serving.conftest import Registry, prediction_rows, start_gateway
+
+pytestmark = pytest.mark.processes
 
 
 def _client_loop(url: str, caller: str, stop: threading.Event, results: list, failures: list) -> None:

@@ -50,6 +50,7 @@ def _train(tmp_path: Path, checkpoint: Path, golden: pd.DataFrame, name: str, pr
     return outcome, reported
 
 
+@pytest.mark.processes
 def test_two_gloo_processes_match_one_process(
     tmp_path: Path, deterministic_bert: Path, golden_frame: pd.DataFrame
 ) -> None:
@@ -102,6 +103,7 @@ def test_multi_node_without_rendezvous_is_refused() -> None:
         TrainingConfig(nodes=2)
 
 
+@pytest.mark.processes
 def test_train_step_runs_ddp_when_configured(
     tmp_path: Path, tiny_checkpoint: Path, golden_frame: pd.DataFrame, good_batch: Path
 ) -> None:
