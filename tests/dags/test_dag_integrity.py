@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from airflow.sdk.exceptions import ParamValidationError
 
 from tests.conftest import REPO_ROOT
 
@@ -95,7 +96,7 @@ def test_rollback_form_requires_a_reason(dagbag) -> None:
     from airflow.sdk.definitions.param import ParamsDict
 
     rollback = dagbag.dags["rollback"]
-    with pytest.raises(Exception, match="reason"):
+    with pytest.raises(ParamValidationError, match="reason"):
         ParamsDict(rollback.params).validate()
     params = ParamsDict(rollback.params)
     params["reason"] = "bad predictions on refunds"
@@ -118,10 +119,10 @@ def test_trigger_form_params_are_typed(dagbag) -> None:
     dag = dagbag.dags["retrain"]
     resolved = ParamsDict(dag.params).validate()
     assert resolved["data_path"] == "" and resolved["epochs"] is None
-    with pytest.raises(Exception, match="epochs"):
+    with pytest.raises(ParamValidationError, match="epochs"):
         bad = ParamsDict(dag.params)
         bad["epochs"] = -1
-    with pytest.raises(Exception, match="train_on"):
+    with pytest.raises(ParamValidationError, match="train_on"):
         bad = ParamsDict(dag.params)
         bad["train_on"] = "everything"
 

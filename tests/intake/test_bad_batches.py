@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from bertloop.core.config import PlatformConfig
+from bertloop.core.workspace import StepNotRun
 from bertloop.pipeline import steps
 from tests.conftest import synthetic_rows
 
@@ -173,7 +174,7 @@ def test_bad_batch_is_quarantined(
     assert (folder / "data_docs" / "index.html").is_file() == validated
     # Never versioned, never trained on.
     assert not (platform_config.workspace / "runs" / "run-1" / "validate.json").exists()
-    with pytest.raises(Exception, match="has not completed"):
+    with pytest.raises(StepNotRun, match="has not completed"):
         steps.version(platform_config, "run-1")
 
 
