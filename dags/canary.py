@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from bertloop.core.constants import DAG_CANARY
-from dag_common import challenger_registered, config_path_param, overrides_param
+from dag_common import challenger_registered, config_path_param, optional_number, overrides_param
 
 
 @dag(
@@ -33,9 +33,25 @@ from dag_common import challenger_registered, config_path_param, overrides_param
     doc_md=__doc__,
     params={
         "config_path": config_path_param(),
-        "steps": Param(None, type=["null", "array"], items={"type": "number"}, title="Steps (% of callers)"),
-        "bake_seconds": Param(None, type=["null", "number"], minimum=0, title="Bake time per step (s)"),
-        "min_requests_per_step": Param(None, type=["null", "integer"], minimum=1, title="Minimum requests"),
+        "steps": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+            title="Steps (% of callers)",
+            description="The canary's share at each step, rising to 100, one per line, e.g. 5, 25, 50, 100. "
+            "Leave empty for canary.steps.",
+        ),
+        "bake_seconds": optional_number(
+            "Bake time per step (s)",
+            "How long each step runs before it is judged. Leave empty for canary.bake_seconds.",
+            minimum=0,
+        ),
+        "min_requests_per_step": optional_number(
+            "Minimum requests per step",
+            "Canary requests a step needs before it is judged. Leave empty for canary.min_requests_per_step.",
+            integer=True,
+            minimum=1,
+        ),
         "overrides": overrides_param(),
     },
 )

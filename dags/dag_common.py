@@ -22,19 +22,29 @@ challenger_registered = Asset(name=CHALLENGER_ASSET_NAME, uri=CHALLENGER_ASSET_U
 drift_confirmed = Asset(name=DRIFT_ASSET_NAME, uri=DRIFT_ASSET_URI)
 
 
+# Every optional field is nullable, so the form submits it empty and the configuration decides.
+
+
 def config_path_param() -> Param:
     return Param(
-        "",
-        type="string",
+        None,
+        type=["null", "string"],
         title="Configuration file",
-        description="YAML configuration. Empty: $BERTLOOP_CONFIG.",
+        description="Path of a YAML configuration on the workers. Leave empty to use $BERTLOOP_CONFIG.",
     )
 
 
 def overrides_param() -> Param:
     return Param(
-        {},
-        type="object",
+        None,
+        type=["null", "object"],
         title="Other settings",
-        description='Dotted settings, e.g. {"gate.minimums": {"macro_f1": 0.8}}.',
+        description='Any other setting, dotted, as JSON: {"gate.minimums": {"macro_f1": 0.8}}. '
+        "Leave empty to change nothing.",
     )
+
+
+def optional_number(title: str, description: str, integer: bool = False, **bounds: float) -> Param:
+    """A number the form may leave empty: the configuration's value is used then."""
+    kind = "integer" if integer else "number"
+    return Param(None, type=["null", kind], title=title, description=description, **bounds)

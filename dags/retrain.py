@@ -30,8 +30,14 @@ from airflow.sdk import (
 )
 
 from bertloop.core.config import load_orchestration
-from bertloop.core.constants import DAG_RETRAIN
-from dag_common import challenger_registered, config_path_param, drift_confirmed, overrides_param
+from bertloop.core.constants import DAG_RETRAIN, TRAIN_ON_CONFIGURED
+from dag_common import (
+    challenger_registered,
+    config_path_param,
+    drift_confirmed,
+    optional_number,
+    overrides_param,
+)
 
 orchestration = load_orchestration()
 # On the clock (batches in the landing folder) OR when the drift DAG confirms drift.
@@ -60,16 +66,41 @@ schedule = (
     },
     params={
         "data_path": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="Data path",
-            description="Labelled batch (CSV, JSONL or Parquet). Empty: oldest file in the landing folder.",
+            description="Labelled batch on the workers (CSV, JSONL or Parquet), e.g. /data/batch-07.csv. "
+            "Leave empty to take the oldest file in the landing folder (or the batch a drift event carries).",
         ),
         "config_path": config_path_param(),
-        "epochs": Param(None, type=["null", "number"], exclusiveMinimum=0, title="Epochs"),
-        "learning_rate": Param(None, type=["null", "number"], exclusiveMinimum=0, title="Learning rate"),
-        "max_steps": Param(None, type=["null", "integer"], title="Max steps (positive caps training)"),
-        "train_on": Param(None, type=["null", "string"], enum=[None, "all", "batch"], title="Train on"),
+        "epochs": optional_number(
+            "Epochs", "Passes over the training data. Leave empty for training.epochs.", exclusiveMinimum=0
+        ),
+        "learning_rate": optional_number(
+            "Learning rate",
+            "Peak learning rate, e.g. 5e-5. Leave empty for training.learning_rate.",
+            exclusiveMinimum=0,
+            exclusiveMaximum=1,
+        ),
+        "max_steps": optional_number(
+            "Max steps",
+            "Stop after this many optimisation steps (a quick smoke run). "
+            "Leave empty for training.max_steps (no cap).",
+            integer=True,
+            minimum=1,
+        ),
+        "train_on": Param(
+            TRAIN_ON_CONFIGURED,
+            type="string",
+            enum=[TRAIN_ON_CONFIGURED, "all", "batch"],
+            values_display={
+                TRAIN_ON_CONFIGURED: "As configured (training.train_on)",
+                "all": "Every accepted batch so far",
+                "batch": "This batch only",
+            },
+            title="Train on",
+            description="Which data the model is trained on.",
+        ),
         "overrides": overrides_param(),
     },
 )

@@ -25,7 +25,12 @@ from dag_common import config_path_param
     doc_md=__doc__,
     params={
         "reason": Param(
-            "", type="string", minLength=3, title="Reason", description="Why the champion is rolled back."
+            "",
+            type="string",
+            minLength=3,
+            title="Reason",
+            description="Required: why the champion is rolled back, e.g. 'refund intents misrouted since "
+            "v7'. It goes into the promotion ledger.",
         ),
         "config_path": config_path_param(),
     },

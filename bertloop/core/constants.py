@@ -52,6 +52,7 @@ DRIFT_ASSET_NAME = "bertloop_drift_confirmed"
 DRIFT_ASSET_URI = "bertloop://drift/confirmed"
 DAG_DRIFT = "monitor_drift"
 DEFAULT_TRAIN_QUEUE = "gpu"
+TRAIN_ON_CONFIGURED = "configured"  # the retrain form's choice for "use training.train_on"
 DEFAULT_TRAIN_POOL = "gpu_training"
 
 # Files in a run directory (one JSON manifest per step) and in a quarantine folder.

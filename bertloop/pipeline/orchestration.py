@@ -58,7 +58,9 @@ def config_from_params(
     """The configuration file plus the trigger form: typed fields first, then free overrides."""
     apply_env_defaults()
     overrides: dict[str, Any] = {
-        setting: params[field] for field, setting in settings.items() if params.get(field) is not None
+        setting: params[field]
+        for field, setting in settings.items()
+        if params.get(field) not in (None, constants.TRAIN_ON_CONFIGURED)
     }
     extra = params.get("overrides") or {}
     if not isinstance(extra, Mapping):

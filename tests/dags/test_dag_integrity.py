@@ -118,7 +118,7 @@ def test_trigger_form_params_are_typed(dagbag) -> None:
 
     dag = dagbag.dags["retrain"]
     resolved = ParamsDict(dag.params).validate()
-    assert resolved["data_path"] == "" and resolved["epochs"] is None
+    assert resolved["data_path"] is None and resolved["epochs"] is None
     with pytest.raises(ParamValidationError, match="epochs"):
         bad = ParamsDict(dag.params)
         bad["epochs"] = -1
