@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint typecheck clean
+.PHONY: install demo up down test test-fast lint typecheck clean
 
 # torch goes in first, pinned to the local CPU build: resolved from scratch as a
 # dependency of transformers it would pull gigabytes of CUDA wheels.
@@ -20,6 +20,14 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m demo
+
+# The local stack (Airflow UI and scheduler, MLflow UI, gateway) on a workspace: the demo's by default.
+STACK_CONFIG ?= demo-workspace/bertloop.yaml
+up: $(STAMP)
+	$(BIN)/python -m devtools.stack up --config $(STACK_CONFIG)
+
+down: $(STAMP)
+	$(BIN)/python -m devtools.stack down --config $(STACK_CONFIG)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -32,27 +32,17 @@ from typing import Any
 
 import pandas as pd
 
-from bertloop.core.env import DEFAULTS as ENV_DEFAULTS
 from demo.data import write_inputs
+from devtools.stack import AIRFLOW_SERVICES, Stack, airflow_environment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def airflow_environment(workspace: Path, config_path: Path) -> dict[str, str]:
-    airflow_home = workspace / "airflow"
-    return {
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "BERTLOOP_CONFIG": str(config_path),
-        **ENV_DEFAULTS,
-    }
-
-
 def airflow(args: list[str], env: dict[str, str], log: Path, check: bool = True) -> int:
+    """Run an airflow command; ``dags test`` runs go through the stack's executor, so the UI shows
+    each task's log like any scheduled run's."""
+    if args[:2] == ["dags", "test"] and "--use-executor" not in args:
+        args = [*args, "--use-executor"]
     binary = str(Path(sys.executable).parent / "airflow")
     with log.open("a", encoding="utf-8") as handle:
         handle.write(f"\n$ airflow {' '.join(args)}\n")
@@ -77,18 +67,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     workspace = Path(args.workspace).resolve()
+    if (workspace / "bertloop.yaml").is_file():
+        Stack(workspace / "bertloop.yaml").down()  # a stack left running on the last demo's data
     if workspace.exists():
         shutil.rmtree(workspace)  # the demo's own folder: every demo starts from nothing
     workspace.mkdir(parents=True)
     config_path = write_inputs(workspace, args.seed, args.golden_per_class, args.batch_per_class)
-    env = airflow_environment(workspace, config_path)
+    stack = Stack(config_path)
+    env = airflow_environment(workspace, config_path, stack.ports.airflow)
     (workspace / "env.sh").write_text(
         "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items()), encoding="utf-8"
     )
     log = workspace / "airflow-demo.log"
     _say(f"workspace {workspace}; Airflow output goes to {log}")
-    airflow(["db", "migrate"], env, log)
-    airflow(["pools", "set", "gpu_training", "1", "Slots for fine-tuning on GPU workers"], env, log)
+    _say(f"starting Airflow (API server and UI, scheduler, DAG processor, triggerer); logs in {stack.folder}")
+    stack.up(only=AIRFLOW_SERVICES)
 
     runs = [
         ("first batch: becomes the champion", {}),
@@ -123,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
                       config_path, workspace, env, log)
         )  # fmt: skip
         summary(config_path, workspace, env, time.monotonic() - started)
+    stack.up()  # the MLflow UI and the gateway join Airflow, on the demo's data
+    print("\n=== The local stack keeps running on this data (`make down` stops it) ===")
+    for service in stack.describe():
+        print(f"  {service['service']:<22} {service['shows']}")
     return 0
 
 
@@ -197,10 +194,6 @@ def summary(config_path: Path, workspace: Path, env: dict[str, str], elapsed: fl
     for report in quarantined:
         print(report.read_text(encoding="utf-8"))
         print(f"(Great Expectations Data Docs: {report.parent / 'data_docs' / 'index.html'})")
-    print("=== Open the UIs on this data ===")
-    print(f"  MLflow:  {sys.executable} -m mlflow ui --backend-store-uri {config.tracking_uri} --port 5000")
-    airflow_binary = Path(sys.executable).parent / "airflow"
-    print(f"  Airflow: source {workspace / 'env.sh'} && {airflow_binary} api-server --port 8080")
     print(f"  DVC:     git -C {config.workspace / 'data-repo'} log --stat")
     print(f"\nDemo finished in {elapsed / 60:.1f} minutes.")
 

@@ -11,11 +11,14 @@ task bodies, so parsing a DAG imports none of it.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from bertloop.core import constants
@@ -25,6 +28,8 @@ from bertloop.pipeline import steps
 from drift.check import run_check
 from intake.datasets import GoldenSetInvalid
 from rollout.controller import NothingToRollOut, restore_previous_champion, run_canary
+
+log = logging.getLogger(__name__)
 
 # Trigger-form fields that map one-to-one onto configuration settings.
 PARAM_SETTINGS = {
@@ -69,6 +74,30 @@ def config_from_params(
     return load_config(params.get("config_path") or None, overrides=overrides)
 
 
+def set_run_note(context: Mapping[str, Any], note: str) -> bool:
+    """Write ``note`` on this DAG run through Airflow's REST API, so the grid says why at a glance.
+
+    Tasks have no API of their own for run notes, so this needs ``BERTLOOP_AIRFLOW_API_URL`` (the local
+    stack sets it; its Airflow has no login). Without it, or if the API refuses, the task's own state
+    and log still say what happened; the note is a convenience and its failure fails nothing.
+    """
+    base = os.environ.get("BERTLOOP_AIRFLOW_API_URL")
+    if not base:
+        return False
+    dag_id, run_id = context["dag"].dag_id, context["run_id"]
+    url = f"{base.rstrip('/')}/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
+    try:
+        response = httpx.patch(url, params={"update_mask": "note"}, json={"note": note[:1000]}, timeout=10)
+    except httpx.HTTPError as error:
+        log.warning("could not write the run note (%s): %s", error, note)
+        return False
+    if response.status_code != 200:
+        log.warning(
+            "Airflow refused the run note (%s %s): %s", response.status_code, response.text[:200], note
+        )
+    return response.status_code == 200
+
+
 def run_step(step: str, context: Mapping[str, Any]) -> dict[str, Any]:
     """Run one step for the DAG run in ``context``; the run id is the run key."""
     params, run_id = context["params"], context["run_id"]
@@ -79,7 +108,11 @@ def run_step(step: str, context: Mapping[str, Any]) -> dict[str, Any]:
             return steps.ingest(config, run_id, source, airflow_run_id=run_id).model_dump(mode="json")
         return getattr(steps, step)(config, run_id).model_dump(mode="json")
     except steps.NoBatchWaiting as error:
+        set_run_note(context, f"Nothing to train on: {error}")
         raise AirflowSkipException(str(error)) from error
+    except steps.BatchRejected as error:
+        set_run_note(context, f"Batch rejected, nothing trained. {error}")
+        raise AirflowFailException(str(error)) from error
     except PERMANENT_ERRORS as error:
         # Retrying cannot fix bad input; fail now with the message that says what to fix.
         raise AirflowFailException(str(error)) from error
@@ -100,13 +133,24 @@ def announce_challenger(
 
 
 def run_canary_step(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Roll the challenger out; a rollback fails the task, so the run shows red with the reasons."""
     try:
         config = config_from_params(context["params"], CANARY_PARAM_SETTINGS)
-        return run_canary(config, actor=f"airflow:canary:{context['run_id']}")
+        outcome = run_canary(config, actor=f"airflow:canary:{context['run_id']}")
     except NothingToRollOut as error:
+        set_run_note(context, f"Nothing to roll out: {error}")
         raise AirflowSkipException(str(error)) from error
     except PERMANENT_ERRORS as error:
         raise AirflowFailException(str(error)) from error
+    if outcome["outcome"] == "rolled_back":
+        reasons = "; ".join(outcome["reasons"])
+        set_run_note(context, f"Rolled back v{outcome['challenger']}: {reasons}")
+        raise AirflowFailException(f"canary rolled back: v{outcome['challenger']} failed a step: {reasons}")
+    promoted, previous = outcome["champion"], outcome["previous_champion"]
+    set_run_note(
+        context, f"Promoted v{promoted} (previous champion v{previous}) after {len(outcome['steps'])} steps"
+    )
+    return outcome
 
 
 def run_rollback(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -145,7 +189,9 @@ def run_drift_check(context: Mapping[str, Any]) -> dict[str, Any]:
 
 def announce_drift(outcome: Mapping[str, Any], context: Mapping[str, Any], asset: Any) -> dict[str, Any]:
     if not outcome.get("triggered"):
-        raise AirflowSkipException(outcome.get("reason", "no retrain needed"))
+        reason = outcome.get("reason", "no retrain needed")
+        set_run_note(context, f"No retrain: {reason}")
+        raise AirflowSkipException(reason)
     evidence = {
         "data_path": outcome["data_path"],
         "snapshot": outcome["snapshot"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import subprocess
 import sys
@@ -54,13 +55,6 @@ def test_dag_file_does_not_import_torch_at_parse_time(dag_file: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.fixture(scope="module")
-def dagbag():
-    from airflow.dag_processing.dagbag import BundleDagBag
-
-    return BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS)  # puts dags/ on sys.path, as Airflow does
-
-
 def test_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
     assert set(dagbag.dag_ids) == {"retrain", "canary", "rollback", "monitor_drift"}
@@ -97,8 +91,8 @@ def test_rollback_form_requires_a_reason(dagbag) -> None:
 
     rollback = dagbag.dags["rollback"]
     with pytest.raises(ParamValidationError, match="reason"):
-        ParamsDict(rollback.params).validate()
-    params = ParamsDict(rollback.params)
+        ParamsDict(copy.deepcopy(rollback.params)).validate()
+    params = ParamsDict(copy.deepcopy(rollback.params))
     params["reason"] = "bad predictions on refunds"
     assert params.validate()["reason"] == "bad predictions on refunds"
 
@@ -117,13 +111,13 @@ def test_trigger_form_params_are_typed(dagbag) -> None:
     from airflow.sdk.definitions.param import ParamsDict
 
     dag = dagbag.dags["retrain"]
-    resolved = ParamsDict(dag.params).validate()
+    resolved = ParamsDict(copy.deepcopy(dag.params)).validate()
     assert resolved["data_path"] is None and resolved["epochs"] is None
     with pytest.raises(ParamValidationError, match="epochs"):
-        bad = ParamsDict(dag.params)
+        bad = ParamsDict(copy.deepcopy(dag.params))
         bad["epochs"] = -1
     with pytest.raises(ParamValidationError, match="train_on"):
-        bad = ParamsDict(dag.params)
+        bad = ParamsDict(copy.deepcopy(dag.params))
         bad["train_on"] = "everything"
 
 

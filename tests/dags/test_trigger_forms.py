@@ -15,7 +15,6 @@ from airflow.sdk.exceptions import ParamValidationError
 
 from bertloop.core import constants
 from bertloop.pipeline.orchestration import CANARY_PARAM_SETTINGS, config_from_params
-from tests.dags.test_dag_integrity import dagbag  # noqa: F401 (the fixture)
 
 DAG_IDS = [constants.DAG_RETRAIN, constants.DAG_CANARY, constants.DAG_ROLLBACK, constants.DAG_DRIFT]
 
@@ -28,7 +27,7 @@ def _validated(dag, **values) -> dict:
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
-def test_every_field_has_a_title_and_a_description(dagbag, dag_id: str) -> None:  # noqa: F811
+def test_every_field_has_a_title_and_a_description(dagbag, dag_id: str) -> None:
     for name, param in dagbag.dags[dag_id].params.items():
         schema = param.schema
         assert schema.get("title"), f"{dag_id}.{name} has no title"
@@ -39,7 +38,7 @@ def test_every_field_has_a_title_and_a_description(dagbag, dag_id: str) -> None:
 
 
 @pytest.mark.parametrize("dag_id", [constants.DAG_RETRAIN, constants.DAG_CANARY, constants.DAG_DRIFT])
-def test_the_form_submits_with_its_defaults_and_changes_nothing(dagbag, dag_id: str, config_file) -> None:  # noqa: F811
+def test_the_form_submits_with_its_defaults_and_changes_nothing(dagbag, dag_id: str, config_file) -> None:
     resolved = _validated(dagbag.dags[dag_id], config_path=str(config_file))
     optional = {name for name, param in dagbag.dags[dag_id].params.items() if "null" in param.schema["type"]}
     assert optional == set(resolved) - {"train_on"}  # every field but the enum may stay empty
@@ -48,14 +47,14 @@ def test_the_form_submits_with_its_defaults_and_changes_nothing(dagbag, dag_id: 
     assert config_from_params(resolved) == load_config(config_file)
 
 
-def test_rollback_cannot_be_submitted_without_a_reason(dagbag) -> None:  # noqa: F811
+def test_rollback_cannot_be_submitted_without_a_reason(dagbag) -> None:
     rollback = dagbag.dags[constants.DAG_ROLLBACK]
     with pytest.raises(ParamValidationError, match="reason"):
         _validated(rollback)
     assert _validated(rollback, reason="refund intents misrouted")["reason"] == "refund intents misrouted"
 
 
-def test_typical_retrain_values_reach_the_configuration(dagbag, config_file) -> None:  # noqa: F811
+def test_typical_retrain_values_reach_the_configuration(dagbag, config_file) -> None:
     resolved = _validated(
         dagbag.dags[constants.DAG_RETRAIN],
         config_path=str(config_file),
@@ -74,7 +73,7 @@ def test_typical_retrain_values_reach_the_configuration(dagbag, config_file) -> 
 
 def test_train_on_as_configured_keeps_the_files_setting(
     dagbag, tmp_path, tiny_checkpoint, golden_frame
-) -> None:  # noqa: F811
+) -> None:
     from tests.conftest import write_config
 
     config_file = write_config(tmp_path, tiny_checkpoint, golden_frame, **{"training.train_on": "batch"})
@@ -87,12 +86,12 @@ def test_train_on_as_configured_keeps_the_files_setting(
     ("field", "value"),
     [("epochs", 0), ("learning_rate", 2.0), ("max_steps", 0), ("train_on", "everything"), ("overrides", "x")],
 )
-def test_bad_retrain_values_are_refused_by_the_form(dagbag, field: str, value: object) -> None:  # noqa: F811
+def test_bad_retrain_values_are_refused_by_the_form(dagbag, field: str, value: object) -> None:
     with pytest.raises(ParamValidationError, match=field):
         _validated(dagbag.dags[constants.DAG_RETRAIN], **{field: value})
 
 
-def test_typical_canary_values_reach_the_configuration(dagbag, config_file) -> None:  # noqa: F811
+def test_typical_canary_values_reach_the_configuration(dagbag, config_file) -> None:
     resolved = _validated(
         dagbag.dags[constants.DAG_CANARY],
         config_path=str(config_file),
