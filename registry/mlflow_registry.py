@@ -63,14 +63,21 @@ def ensure_experiment(client: Any, config: PlatformConfig) -> str:
     )
 
 
-def find_or_create_run(client: Any, experiment_id: str, run_key: str, tags: Mapping[str, str]) -> str:
-    """The MLflow run of this retraining run; created once, found again on retries."""
+def find_or_create_run(
+    client: Any, experiment_id: str, run_key: str, tags: Mapping[str, str], run_name: str | None = None
+) -> str:
+    """The MLflow run of this retraining run; created once, found again on retries.
+
+    ``run_name`` is what people read in the MLflow UI; the run key stays a tag.
+    """
     existing = client.search_runs(
         [experiment_id], filter_string=f"tags.`{constants.TAG_RUN_KEY}` = '{run_key}'", max_results=1
     )
     if existing:
         return str(existing[0].info.run_id)
-    run = client.create_run(experiment_id, run_name=run_key, tags={constants.TAG_RUN_KEY: run_key, **tags})
+    run = client.create_run(
+        experiment_id, run_name=run_name or run_key, tags={constants.TAG_RUN_KEY: run_key, **tags}
+    )
     return str(run.info.run_id)
 
 

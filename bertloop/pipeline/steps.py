@@ -201,6 +201,7 @@ def train(run: Run) -> Trained:
         registry.ensure_experiment(client, config),
         run.key,
         lineage_tags(config, intake, versioned, base),
+        run_name=run_name(intake, "training"),
     )
     _log_params_once(client, run_id, config)
     newest = Path(versioned.data_repo) / versioned.batch_path  # this run's batch, used whole
@@ -295,6 +296,10 @@ def register(run: Run) -> Registered:
         if changer.current(alias) != version_number:  # a retried task changes (and records) nothing
             changer.set(alias, version_number, "register", {"summary": "; ".join(verdict.reasons)})
         aliases.append(alias)
+    outcome = f"{verdict.decision.replace('_', ' ')} v{version_number}" + (
+        f" ({aliases[0]})" if aliases else ""
+    )
+    client.update_run(trained.mlflow_run_id, name=run_name(run.get(Ingested), outcome))
     return Registered(
         model_name=model_name,
         version=version_number,
@@ -322,6 +327,12 @@ def verdict_tags(verdict: Evaluated) -> dict[str, str]:
         constants.TAG_DECISION_REASONS: "; ".join(verdict.reasons)[:5000],
         constants.TAG_CHAMPION_VERSION: str(verdict.champion_version or "none"),
     }
+
+
+def run_name(intake: Ingested, outcome: str) -> str:
+    """What the MLflow UI lists: the DAG, the batch as it was named, the outcome, e.g.
+    ``retrain · bbc-batch-02 · blessed v2 (challenger)``."""
+    return f"retrain · {Path(intake.source).stem} · {outcome}"
 
 
 def lineage_tags(

@@ -33,6 +33,13 @@ def test_loop_registers_champion_then_challenger_with_lineage(
     )
     second = steps.run_all(platform_config, "second", str(second_batch))
     assert (second.version, second.aliases) == ("2", [constants.CHALLENGER_ALIAS])
+    client = _client(platform_config)
+    names = {client.get_run(r.mlflow_run_id).info.run_name for r in (first, second)}
+    assert names == {
+        "retrain · batch-01 · blessed v1 (champion)",
+        "retrain · batch-02 · blessed v2 (challenger)",
+    }
+    assert client.get_run(second.mlflow_run_id).data.tags[constants.TAG_RUN_KEY] == "second"
 
     client = _client(platform_config)
     version = client.get_model_version(platform_config.registry.model_name, "2")
