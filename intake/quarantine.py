@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from bertloop.core import constants
 from bertloop.core.hashing import sha256_file
 from bertloop.core.workspace import write_json_atomic
+from intake import report_html
 
 if TYPE_CHECKING:
     from intake.expectations import ValidationOutcome
@@ -59,6 +60,8 @@ def quarantine_batch(
     }
     write_json_atomic(folder / constants.QUARANTINE_REPORT_JSON, report)
     (folder / constants.QUARANTINE_REPORT_MD).write_text(_markdown(report), encoding="utf-8")
+    page = report_html.render(report, outcome.result if outcome is not None else None)
+    (folder / constants.QUARANTINE_REPORT_HTML).write_text(page, encoding="utf-8")
     return BatchRejected(destination.name, folder, failures)
 
 
@@ -80,6 +83,9 @@ def _markdown(report: dict) -> str:
         *[f"- {failure}" for failure in report["failures"]],
         "",
         f"sha256 of the original file: `{report['sha256']}` (kept unchanged in this folder)",
+        "",
+        "Every check of the suite, readable offline: "
+        f"[{constants.QUARANTINE_REPORT_HTML}]({constants.QUARANTINE_REPORT_HTML})",
     ]
     if report["data_docs"]:
         lines += ["", f"Great Expectations Data Docs: [{report['data_docs']}]({report['data_docs']})"]

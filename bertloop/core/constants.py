@@ -64,6 +64,7 @@ STEP_EVALUATE = "evaluate"
 STEP_REGISTER = "register"
 QUARANTINE_REPORT_MD = "report.md"
 QUARANTINE_REPORT_JSON = "report.json"
+QUARANTINE_REPORT_HTML = "report.html"
 QUARANTINE_GX_RESULT = "gx_validation_result.json"
 QUARANTINE_DATA_DOCS = "data_docs"
 

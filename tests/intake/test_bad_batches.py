@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -172,6 +173,10 @@ def test_bad_batch_is_quarantined(
     assert expected in (folder / "report.md").read_text()
     assert (folder / "gx_validation_result.json").is_file() == validated
     assert (folder / "data_docs" / "index.html").is_file() == validated
+    page = (folder / "report.html").read_text()
+    assert html.escape(expected) in page and "http" not in page  # self-contained: renders offline
+    if case == "golden-set overlap":  # the offending rows, never the whole golden set
+        assert len(page) < 20_000 and sum(text in page for text in golden_frame["text"]) <= 5
     # Never versioned, never trained on.
     assert not (platform_config.workspace / "runs" / "run-1" / "validate.json").exists()
     with pytest.raises(StepNotRun, match="has not completed"):
