@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     workspace.mkdir(parents=True)
     config_path = write_inputs(workspace, args.seed, args.golden_per_class, args.batch_per_class)
     stack = Stack(config_path)
-    env = airflow_environment(workspace, config_path, stack.ports.airflow)
+    env = airflow_environment(stack.workspace, config_path, stack.ports.airflow)  # the stack's Airflow
     (workspace / "env.sh").write_text(
         "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items()), encoding="utf-8"
     )
