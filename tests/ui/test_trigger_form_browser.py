@@ -72,3 +72,23 @@ def test_the_retrain_form_submits_a_run_that_the_scheduler_completes(stack: Stac
     assert run["conf"]["data_path"] == str(batch) and run["conf"]["epochs"] is None
     log = api.client.get(f"/dags/retrain/dagRuns/{run_id}/taskInstances/train/logs/1").json()
     assert any("train" in str(line.get("event", "")) for line in log["content"])  # readable, not "refused"
+
+
+def test_a_task_writes_its_runs_note_through_the_rest_api(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a rolled-back canary, a rejected batch or a storm-control skip writes on its run."""
+    from types import SimpleNamespace
+
+    from bertloop.pipeline.orchestration import set_run_note
+
+    api = stack.api()
+    api.wait_for_dag("rollback")
+    run_id = api.trigger("rollback", {"reason": "checking the note"})  # rollback stays paused: it never runs
+    monkeypatch.setenv("BERTLOOP_AIRFLOW_API_URL", f"http://127.0.0.1:{stack.ports.airflow}")
+    context = {"dag": SimpleNamespace(dag_id="rollback"), "run_id": run_id}
+    assert set_run_note(context, "Rolled back v3: agreement 0.0% over 62 texts")
+    note = api.client.get(f"/dags/rollback/dagRuns/{run_id}").json()["note"]
+    assert note == "Rolled back v3: agreement 0.0% over 62 texts"
+    monkeypatch.setenv("BERTLOOP_AIRFLOW_API_URL", "http://127.0.0.1:9")  # nothing listens: no note, no error
+    assert set_run_note(context, "unreachable") is False
