@@ -14,12 +14,12 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr
 
 from bertloop.core import constants
 from bertloop.core.config import PlatformConfig
@@ -32,17 +32,33 @@ from serving.routing import choose_role, hash_caller
 log = logging.getLogger(__name__)
 
 
+def _encodable(value: str) -> str:
+    """Refuse text that is not valid Unicode (a lone surrogate such as \\ud800 is valid JSON): it would
+    fail the tokenizer and the prediction log far from the request that carried it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"holds {value[error.start : error.end]!a} at position {error.start}, which is not valid Unicode "
+            "(a lone surrogate); send UTF-8 text"
+        ) from None
+    return value
+
+
+ValidText = Annotated[StrictStr, AfterValidator(_encodable)]
+
+
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: StrictStr | None = None
-    texts: list[StrictStr] | None = None
-    caller_key: StrictStr | None = None
+    text: ValidText | None = None
+    texts: list[ValidText] | None = None
+    caller_key: ValidText | None = None
 
 
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    request_id: StrictStr
-    label: StrictStr
+    request_id: ValidText
+    label: ValidText
 
 
 class Gateway:
@@ -178,6 +194,7 @@ def create_app(
     @app.post("/predict")
     async def predict(body: PredictRequest, request: Request, x_caller_key: str | None = Header(None)) -> Any:
         gateway: Gateway = request.app.state.gateway
+        _log_writable(gateway)
         texts = _checked_texts(body, config)
         state = gateway.routing  # this request's snapshot, whatever swaps happen meanwhile
         if state.champion is None:
@@ -228,6 +245,7 @@ def create_app(
     @app.post("/feedback", status_code=201)
     async def add_feedback(body: FeedbackRequest, request: Request) -> Any:
         gateway: Gateway = request.app.state.gateway
+        _log_writable(gateway)
         if body.label not in config.data.labels:
             raise HTTPException(422, f"label {body.label!r} is not one of {list(config.data.labels)}")
         try:
@@ -240,7 +258,12 @@ def create_app(
 
     @app.get("/healthz")
     async def healthz(request: Request) -> Any:
-        state: RoutingState = request.app.state.gateway.routing
+        gateway: Gateway = request.app.state.gateway
+        state: RoutingState = gateway.routing
+        if (broken := gateway.log.failure) is not None:
+            # Every /predict and /feedback fails while the log cannot be written: say so, never "ok".
+            body = {"status": "prediction_log_failed", "reason": broken, **state.describe()}
+            return JSONResponse(body, status_code=503)
         body = {"status": "ok" if state.champion else "no_champion", **state.describe()}
         return JSONResponse(body, status_code=200 if state.champion else 503)
 
@@ -249,6 +272,12 @@ def create_app(
         return request.app.state.gateway.metrics.render()
 
     return app
+
+
+def _log_writable(gateway: Gateway) -> None:
+    """No answer without its log row: refuse work, plainly, while the prediction log cannot be written."""
+    if (broken := gateway.log.failure) is not None:
+        raise HTTPException(503, f"the prediction log cannot be written ({broken[:300]}); see /healthz")
 
 
 def _checked_texts(body: PredictRequest, config: PlatformConfig) -> list[str]:

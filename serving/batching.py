@@ -114,10 +114,14 @@ class MicroBatcher:
             futures = [item.future for item in items]
             try:
                 results = await asyncio.to_thread(model.predict, [item.text for item in items])
-            except Exception as error:  # the requests waiting on this pass get the error
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(error)
+            except Exception as error:
+                if len(items) == 1:  # the one request waiting on this pass gets the error
+                    if not futures[0].done():
+                        futures[0].set_exception(error)
+                    continue
+                # One bad text must not fail the requests it shared a pass with: score each alone.
+                for item in items:
+                    await self._infer([item])
                 continue
             for future, result in zip(futures, results, strict=True):
                 if not future.done():

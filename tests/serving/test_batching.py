@@ -73,3 +73,29 @@ def test_background_work_is_not_starved_by_sustained_load() -> None:
     assert waited < 2
     assert mirror_pass > 3
     assert all(text.startswith("answer") for texts in model.passes[:mirror_pass] for text in texts)
+
+
+class ChokingModel(RecordingModel):
+    """Fails any pass that holds the text 'poison', as a tokenizer fails on text it cannot encode."""
+
+    def predict(self, texts):
+        if "poison" in texts:
+            raise ValueError("cannot encode 'poison'")
+        return super().predict(texts)
+
+
+def test_a_failing_text_fails_only_its_own_request() -> None:
+    async def scenario() -> list[object]:
+        batcher = MicroBatcher(max_batch_size=16, max_wait_ms=50)
+        batcher.start()
+        model = ChokingModel()
+        outcomes = await asyncio.gather(
+            *(batcher.submit(model, [text]) for text in ["a", "b", "poison", "c"]), return_exceptions=True
+        )
+        await batcher.stop()
+        return outcomes
+
+    outcomes = asyncio.run(scenario())
+    assert [o[0].label for o in outcomes if isinstance(o, list)] == ["a", "b", "c"]
+    (error,) = [o for o in outcomes if isinstance(o, Exception)]
+    assert "poison" in str(error)

@@ -97,6 +97,11 @@ class PredictionLog:
         for row in rows:
             self._queue.put(row)
 
+    @property
+    def failure(self) -> str | None:
+        """Why the writer stopped writing, or None while it works."""
+        return None if self._failure is None else f"{type(self._failure).__name__}: {self._failure}"
+
     def flush(self) -> None:
         """Block until every row recorded so far is in the database."""
         self._queue.join()
