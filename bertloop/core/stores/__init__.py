@@ -4,5 +4,6 @@
 - ``ledger``: the append-only promotion ledger;
 - ``drift_history``: one row per drift check, the drift timeline.
 
-Each opens its tables through :func:`engines.engine_for`, which makes one engine per URL per process.
+Each opens its tables through :func:`engines.open_tables`: one engine per URL per process, tables
+created once, SQLite files created 0600.
 """

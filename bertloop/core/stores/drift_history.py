@@ -12,9 +12,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from bertloop.core.stores.engines import engine_for
+from bertloop.core.stores.engines import open_tables
 
-_ready: set[str] = set()
 metadata = sa.MetaData()
 drift_checks = sa.Table(
     "drift_checks",
@@ -57,10 +56,7 @@ class LastTrigger:
 
 class DriftHistory:
     def __init__(self, url: str):
-        self.engine = engine_for(url)
-        if url not in _ready:
-            metadata.create_all(self.engine)
-            _ready.add(url)
+        self.engine = open_tables(url, metadata)
 
     def append(self, record: CheckRecord) -> None:
         with self.engine.begin() as connection:

@@ -7,13 +7,17 @@ connection pool instead of building an engine per call.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 _engines: dict[str, sa.Engine] = {}
-_lock = threading.Lock()
+_ready: set[tuple[str, int]] = set()  # (database, metadata) whose tables exist
+_lock = threading.RLock()
 
 
 def engine_for(url: str) -> sa.Engine:
@@ -27,12 +31,39 @@ def engine_for(url: str) -> sa.Engine:
         return engine
 
 
+def open_tables(
+    url: str, metadata: sa.MetaData, setup: Mapping[str, Sequence[str]] | None = None
+) -> sa.Engine:
+    """The engine for ``url`` with ``metadata``'s tables created once per process, and then the
+    statements ``setup`` gives for the database's dialect (triggers, say) run once.
+
+    A SQLite file is created readable by its owner only (0600), before SQLite opens it: its WAL and
+    shared-memory files take the same mode. Predictions hold people's texts.
+    """
+    engine = engine_for(url)
+    key = (str(engine.url), id(metadata))
+    with _lock:
+        if key in _ready:
+            return engine
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            path = Path(str(engine.url.database))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        metadata.create_all(engine)
+        with engine.begin() as connection:
+            for statement in (setup or {}).get(engine.dialect.name, ()):
+                connection.execute(sa.text(statement))
+        _ready.add(key)
+    return engine
+
+
 def dispose_all() -> None:
     """Close every pooled connection (tests and shutdown)."""
     with _lock:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+        _ready.clear()
 
 
 def _create(url: str) -> sa.Engine:

@@ -13,9 +13,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bertloop.core.stores.engines import engine_for
+from bertloop.core.stores.engines import open_tables
 
-_ready: set[str] = set()
 metadata = sa.MetaData()
 ledger = sa.Table(
     "promotion_ledger",
@@ -61,13 +60,7 @@ class LedgerEntry:
 
 class Ledger:
     def __init__(self, url: str):
-        self.engine = engine_for(url)
-        if url not in _ready:
-            metadata.create_all(self.engine)
-            with self.engine.begin() as connection:
-                for statement in _GUARDS.get(self.engine.dialect.name, []):
-                    connection.execute(sa.text(statement))
-            _ready.add(url)
+        self.engine = open_tables(url, metadata, _GUARDS)
 
     def append(
         self,

@@ -19,9 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from bertloop.core import constants
-from bertloop.core.stores.engines import engine_for
+from bertloop.core.stores.engines import open_tables
 
-_ready: set[str] = set()
 metadata = sa.MetaData()
 predictions = sa.Table(
     "predictions",
@@ -75,11 +74,7 @@ class PredictionRow:
 
 def open_store(url: str) -> sa.Engine:
     """The process's engine for the prediction log at ``url``, its tables created on first use."""
-    engine = engine_for(url)
-    if url not in _ready:
-        metadata.create_all(engine)
-        _ready.add(url)
-    return engine
+    return open_tables(url, metadata)
 
 
 class PredictionLog:
