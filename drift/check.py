@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import Field
 
 from bertloop.core import constants
 from bertloop.core.config import PlatformConfig
@@ -30,21 +30,12 @@ from modeling.runner import ClassifierRunner
 from registry import mlflow_registry as registry
 
 
-class CheckOutcome(BaseModel):
-    """What one check found and did; the drift DAG hands it to the task that starts a retrain."""
+class CheckOutcome(CheckRecord):
+    """What one check found and did (its timeline record, the exported batch, every signal); the drift
+    DAG hands it to the task that starts a retrain."""
 
-    ts: float
-    champion: str | None
-    window_size: int
-    drift_score: float | None
-    live_accuracy: float | None
-    confirmed: bool
-    triggered: bool
-    snapshot: str | None
-    reason: str
-    report: str | None
     data_path: str | None = None
-    signals: list[dict[str, Any]] = []
+    signals: list[dict[str, Any]] = Field(default_factory=list)
 
     @property
     def fired(self) -> list[str]:
@@ -126,7 +117,7 @@ def _record(
     data_path: str | None = None,
 ) -> CheckOutcome:
     embedding = next((s for s in found if s.name == signals.EMBEDDING_SIGNAL), None)
-    record = CheckRecord(
+    outcome = CheckOutcome(
         ts=now,
         champion=champion,
         window_size=len(rows),
@@ -137,8 +128,8 @@ def _record(
         snapshot=snapshot,
         reason=reason,
         report=str(report) if report else None,
+        data_path=data_path,
+        signals=[signal.to_dict() for signal in found],
     )
-    DriftHistory(config.ledger_url).append(record)
-    return CheckOutcome(
-        **record.__dict__, data_path=data_path, signals=[signal.to_dict() for signal in found]
-    )
+    DriftHistory(config.ledger_url).append(outcome)
+    return outcome

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
 
 from bertloop.core.stores.engines import open_tables
 
@@ -32,9 +33,10 @@ drift_checks = sa.Table(
 )
 
 
-@dataclass(frozen=True)
-class CheckRecord:
+class CheckRecord(BaseModel):
     """What the timeline keeps of one check."""
+
+    model_config = ConfigDict(frozen=True)
 
     ts: float
     champion: str | None
@@ -60,7 +62,8 @@ class DriftHistory:
 
     def append(self, record: CheckRecord) -> None:
         with self.engine.begin() as connection:
-            connection.execute(drift_checks.insert().values(**record.__dict__))
+            columns = set(drift_checks.columns.keys())
+            connection.execute(drift_checks.insert().values(**record.model_dump(include=columns)))
 
     def last_trigger(self) -> LastTrigger | None:
         """The newest check that started a retrain, for storm control."""
