@@ -23,6 +23,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -41,18 +42,43 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 def airflow(args: list[str], env: dict[str, str], log: Path, check: bool = True) -> int:
     """Run an airflow command; ``dags test`` runs go through the stack's executor, so the UI shows
     each task's log like any scheduled run's."""
-    if args[:2] == ["dags", "test"] and "--use-executor" not in args:
+    test_run = args[:2] == ["dags", "test"]
+    if test_run and "--use-executor" not in args:
         args = [*args, "--use-executor"]
     binary = str(Path(sys.executable).parent / "airflow")
     with log.open("a", encoding="utf-8") as handle:
         handle.write(f"\n$ airflow {' '.join(args)}\n")
         handle.flush()
-        code = subprocess.run(
-            [binary, *args], env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT
-        ).returncode
+        start = handle.tell()
+        # One executor worker: Airflow 3.2's LocalExecutor can miss a shutdown message with several.
+        extra = {"AIRFLOW__CORE__PARALLELISM": "1"} if test_run else {}
+        process = subprocess.Popen(
+            [binary, *args], env={**os.environ, **env, **extra}, stdout=handle, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        code = _wait(process, log, start) if test_run else process.wait()
     if check and code != 0:
         raise SystemExit(f"airflow {' '.join(args)} failed with exit code {code}; see {log}")
     return code
+
+
+def _wait(process: subprocess.Popen[bytes], log: Path, start: int, grace: float = 30) -> int:
+    """Wait for ``airflow dags test``; once its run has finished, give the executor ``grace`` seconds to
+    shut down, then stop it (its exit code then comes from the run's final state)."""
+    finished_at: float | None = None
+    final = ""
+    while process.poll() is None:
+        time.sleep(1)
+        if finished_at is None:
+            with log.open(encoding="utf-8", errors="replace") as handle:
+                handle.seek(start)
+                final = next((line for line in handle if "DagRun Finished" in line), "")
+            finished_at = time.monotonic() if final else None
+        elif time.monotonic() - finished_at > grace:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return 0 if "state=success" in final else 1
+    return process.returncode
 
 
 def main(argv: list[str] | None = None) -> int:
