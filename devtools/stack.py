@@ -64,6 +64,8 @@ def airflow_environment(workspace: Path, config_path: Path, api_port: int = 8080
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "10",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        # The DAG files change only with the code: re-parse each every 2 minutes, not every 30 s.
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
         "BERTLOOP_CONFIG": str(config_path),
         "BERTLOOP_AIRFLOW_API_URL": f"http://127.0.0.1:{api_port}",  # tasks write their runs' notes
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
