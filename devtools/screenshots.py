@@ -41,6 +41,11 @@ def take(stack: Stack, out: Path) -> list[Path]:
         page.goto(f"{airflow}/dags/canary/runs", wait_until="networkidle")  # state and note per run
         page.wait_for_timeout(1500)
         shots.append(_shot(page, out / "canary-runs.png"))
+        failed = [run for run in stack.api().runs("canary") if run["state"] == "failed"]
+        if failed:  # the rolled-back canary's own page: the failed task and the run's note
+            page.goto(f"{airflow}/dags/canary/runs/{failed[0]['dag_run_id']}", wait_until="networkidle")
+            page.wait_for_timeout(1500)
+            shots.append(_shot(page, out / "canary-rollback.png"))
 
         page.goto(f"{mlflow}/#/models/{stack.config.registry.model_name}", wait_until="load")
         page.get_by_text("champion").first.wait_for(timeout=30_000)  # the MLflow UI polls: no network idle
@@ -52,7 +57,11 @@ def take(stack: Stack, out: Path) -> list[Path]:
         page.wait_for_timeout(1000)
         shots.append(_shot(page, out / "model-registry.png"))
 
-        reports = sorted((stack.workspace / "drift" / "reports").glob("*.html"))
+        reports = sorted(
+            path
+            for path in (stack.workspace / "drift" / "reports").glob("*.html")
+            if not path.name.endswith(".evidently.html")  # the platform's own report, which links to it
+        )
         confirmed = [path for path in reports if "DRIFT" in path.read_text(errors="replace")]
         if confirmed or reports:
             page.goto((confirmed or reports)[-1].resolve().as_uri(), wait_until="load")
