@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,12 +39,30 @@ class Ports:
     gateway: int = 8000
 
 
+class StackError(RuntimeError):
+    """The stack cannot start as asked; the message says what to change."""
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
     command: list[str]
     health_url: str | None  # None: a background worker with no HTTP endpoint
     shows: str  # what a person finds there
+
+    @property
+    def port(self) -> int | None:
+        return None if self.health_url is None else int(self.health_url.split(":")[2].split("/")[0])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def airflow_environment(workspace: Path, config_path: Path, api_port: int = 8080) -> dict[str, str]:
@@ -148,11 +167,17 @@ class Stack:
         """Start the services (``only``: those named) that are not running yet, and wait until they answer."""
         (self.folder / "pids").mkdir(parents=True, exist_ok=True)
         (self.folder / "logs").mkdir(parents=True, exist_ok=True)
+        wanted = [s for s in self.services if not self.running(s.name) and (only is None or s.name in only)]
+        for service in wanted:  # another server on our port would answer our health check for us
+            if service.port is not None and not _port_free(service.port):
+                raise StackError(
+                    f"port {service.port} for {service.name} is taken (another stack still up? "
+                    f"`make down STACK_CONFIG=...`), or choose another port (--airflow-port, --mlflow-port, "
+                    "--gateway-port)"
+                )
         self.prepare()
         started: list[tuple[Service, subprocess.Popen[bytes]]] = []
-        for service in self.services:
-            if self.running(service.name) or (only is not None and service.name not in only):
-                continue
+        for service in wanted:
             with self.log_file(service.name).open("ab") as log:
                 process = subprocess.Popen(
                     service.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -268,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         print("stopped:", ", ".join(stack.down()) or "nothing was running")
         return 0
     if args.action == "up":
-        stack.up()
+        try:
+            stack.up()
+        except StackError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         print(f"bertloop stack on {stack.workspace} (logs: {stack.folder / 'logs'}); `make down` stops it.")
         print("Every service listens on 127.0.0.1 only; the local Airflow has no login.")
     print(json.dumps(stack.describe(), indent=2))
