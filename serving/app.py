@@ -19,12 +19,14 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from bertloop.core import constants
 from bertloop.core.config import PlatformConfig
 from bertloop.core.stores.predictions import FeedbackExists, PredictionLog, PredictionRow, UnknownRequest
 from serving.batching import MicroBatcher
+from serving.limits import MaxBodySize
 from serving.metrics import GatewayMetrics
 from serving.models import RegistryWatcher, RoutingState, ServedModel
 from serving.routing import choose_role, hash_caller
@@ -46,18 +48,21 @@ def _encodable(value: str) -> str:
 
 
 ValidText = Annotated[StrictStr, AfterValidator(_encodable)]
+# Identifiers are short: an error that names one never echoes a megabyte back.
+RequestId = Annotated[StrictStr, Field(min_length=1, max_length=64), AfterValidator(_encodable)]
+CallerKey = Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_encodable)]
 
 
 class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: ValidText | None = None
     texts: list[ValidText] | None = None
-    caller_key: ValidText | None = None
+    caller_key: CallerKey | None = None
 
 
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    request_id: ValidText
+    request_id: RequestId
     label: ValidText
 
 
@@ -182,6 +187,9 @@ def create_app(
             await asyncio.to_thread(gateway.log.close)
 
     app = FastAPI(title="bertloop gateway", lifespan=lifespan)
+    # The last added runs first: the Host check, then the body limit, then FastAPI parses.
+    app.add_middleware(MaxBodySize, max_bytes=config.serving.max_body_bytes)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=config.serving.trusted_hosts)
 
     @app.exception_handler(RequestValidationError)
     async def readable_validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -192,7 +200,9 @@ def create_app(
         return JSONResponse(status_code=422, content={"detail": problems})
 
     @app.post("/predict")
-    async def predict(body: PredictRequest, request: Request, x_caller_key: str | None = Header(None)) -> Any:
+    async def predict(
+        body: PredictRequest, request: Request, x_caller_key: str | None = Header(None, max_length=256)
+    ) -> Any:
         gateway: Gateway = request.app.state.gateway
         _log_writable(gateway)
         texts = _checked_texts(body, config)

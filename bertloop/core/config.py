@@ -179,6 +179,18 @@ class ServingConfig(_Section):
     port: int = Field(default=8000, ge=1, le=65535)
     max_texts_per_request: int = Field(default=64, ge=1)
     max_text_chars: int = Field(default=10_000, ge=1)
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Larger request bodies get a 413 before they are read or parsed. The default fits "
+        "max_texts_per_request texts of max_text_chars characters even when JSON escapes every one.",
+    )
+    trusted_hosts: list[str] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1"],
+        min_length=1,
+        description="Host headers the gateway answers (others get a 400; this stops DNS rebinding). "
+        "Add the names it is reached by when it serves beyond this machine; '*' allows any.",
+    )
     max_batch_size: int = Field(default=32, ge=1)
     max_batch_wait_ms: float = Field(default=5.0, ge=0)
     background_max_delay_ms: float = Field(
