@@ -155,6 +155,14 @@ def nul_in_text(path: Path, golden: pd.DataFrame) -> Path:
     return path
 
 
+def invisible_texts(path: Path, golden: pd.DataFrame) -> Path:
+    frame = _fresh(golden)
+    frame.loc[[1, 2], "text"] = ["\u200b\u200b\u200b", "\ufeff \u2060"]
+    path = path.with_suffix(".jsonl")
+    frame.to_json(path, orient="records", lines=True)
+    return path
+
+
 CASES: dict[str, tuple[Callable[[Path, pd.DataFrame], Path], str, bool]] = {
     # name: (make the file, words the message must contain, whether GX ran on it)
     "empty file": (empty_file, "the file is empty", False),
@@ -177,6 +185,7 @@ CASES: dict[str, tuple[Callable[[Path, pd.DataFrame], Path], str, bool]] = {
     "boolean text": (_jsonl_with_text(True), "row 2: the text is a boolean, not a string", False),
     "list text": (_jsonl_with_text(["What", "a", "goal"]), "row 2: the text is a list", False),
     "object text": (_jsonl_with_text({"body": "goal"}), "row 2: the text is an object", False),
+    "invisible texts": (invisible_texts, "2 rows have blank text", True),
     "nul in text": (nul_in_text, "row 1: the text holds the control character U+0000", False),
 }
 
