@@ -58,7 +58,8 @@ def build_expectations(config: PlatformConfig, golden_texts: set[str]) -> list[A
         gxe.ExpectColumnToExist(column=label),
         gxe.ExpectTableRowCountToBeBetween(min_value=bounds.min_rows),
         gxe.ExpectColumnValuesToNotBeNull(column=text),
-        gxe.ExpectColumnValuesToNotMatchRegex(column=text, regex=r"^\s*$"),
+        # Zero-width spaces and joiners, word joiner and BOM are invisible but not \s.
+        gxe.ExpectColumnValuesToNotMatchRegex(column=text, regex=r"^[\s\u200b-\u200d\u2060\ufeff]*$"),
         gxe.ExpectColumnValueLengthsToBeBetween(
             column=text, min_value=bounds.min_text_chars, max_value=bounds.max_text_chars
         ),

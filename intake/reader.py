@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -29,8 +30,13 @@ def batch_format(path: Path) -> str:
         ) from None
 
 
-def read_batch(path: Path, delimiter: str = ",") -> pd.DataFrame:
-    """Return the batch with every non-null cell as ``str`` (labels like 1 and '1' agree)."""
+def read_batch(path: Path, delimiter: str = ",", text_column: str | None = None) -> pd.DataFrame:
+    """Return the batch with every non-null cell as ``str`` (labels like 1 and '1' agree).
+
+    When ``text_column`` is given, its cells must already be strings without control
+    characters: a binary, number, list or object text would otherwise be trained on as its
+    ``str()`` (``"b'...'"``, ``"True"``), and a NUL byte cuts a text short downstream.
+    """
     fmt = batch_format(path)
     raw = path.read_bytes()
     if not raw.strip():
@@ -40,11 +46,48 @@ def read_batch(path: Path, delimiter: str = ",") -> pd.DataFrame:
     else:
         text = _decode_utf8(path, raw)
         frame = _read_csv(path, text, delimiter) if fmt == "csv" else _read_jsonl(path, text)
+    if text_column is not None and text_column in frame.columns:
+        _check_texts(path, frame[text_column])
     return (
         frame.astype(object)
         .where(frame.notna(), None)
         .map(lambda value: value if value is None else str(value))
     )
+
+
+# C0 controls except tab, newline and carriage return, DEL, and the C1 controls.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _check_texts(path: Path, texts: pd.Series) -> None:
+    for row, value in texts.items():
+        if value is None or (isinstance(value, float) and pd.isna(value)):
+            continue  # missing texts are the suite's to report, with their rows
+        if not isinstance(value, str):
+            raise UnreadableBatch(
+                f"{path.name}: row {row}: the text is {_type_name(value)}, not a string; "
+                "send every text as a string"
+            )
+        control = _CONTROL.search(value)
+        if control is not None:
+            raise UnreadableBatch(
+                f"{path.name}: row {row}: the text holds the control character "
+                f"U+{ord(control.group()):04X}; remove control characters (such as NUL) from texts"
+            )
+
+
+def _type_name(value: object) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "binary"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list | tuple) or hasattr(value, "__array__"):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
 
 
 def _decode_utf8(path: Path, raw: bytes) -> str:

@@ -145,7 +145,7 @@ def validate(run: Run) -> Validated:
     batch_file = Path(intake.batch_file)
     golden = load_golden_set(config)
     try:
-        frame = read_batch(batch_file, config.data.csv_delimiter)
+        frame = read_batch(batch_file, config.data.csv_delimiter, config.data.text_column)
     except UnreadableBatch as error:
         raise quarantine_batch(batch_file, folder, [str(error)], None) from None
     outcome = validate_frame(frame, config, golden.normalized_texts, data_docs_dir=run.folder / "data_docs")

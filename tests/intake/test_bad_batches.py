@@ -129,6 +129,41 @@ def unsupported_type(path: Path, golden: pd.DataFrame) -> Path:
     return path
 
 
+def binary_texts_parquet(path: Path, golden: pd.DataFrame) -> Path:
+    frame = _fresh(golden)
+    frame["text"] = frame["text"].str.encode("utf-8")  # a bytes column, not strings
+    path = path.with_suffix(".parquet")
+    frame.to_parquet(path)
+    return path
+
+
+def _jsonl_with_text(value: object) -> Callable[[Path, pd.DataFrame], Path]:
+    def make(path: Path, golden: pd.DataFrame) -> Path:
+        records = _fresh(golden).to_dict(orient="records")
+        records[2]["text"] = value
+        path = path.with_suffix(".jsonl")
+        path.write_text("\n".join(json.dumps(record) for record in records) + "\n")
+        return path
+
+    return make
+
+
+def nul_in_text(path: Path, golden: pd.DataFrame) -> Path:
+    frame = _fresh(golden)
+    frame.loc[1, "text"] = "the match ended\x00 and the rest is lost"
+    path = path.with_suffix(".jsonl")
+    frame.to_json(path, orient="records", lines=True)
+    return path
+
+
+def invisible_texts(path: Path, golden: pd.DataFrame) -> Path:
+    frame = _fresh(golden)
+    frame.loc[[1, 2], "text"] = ["\u200b\u200b\u200b", "\ufeff \u2060"]
+    path = path.with_suffix(".jsonl")
+    frame.to_json(path, orient="records", lines=True)
+    return path
+
+
 CASES: dict[str, tuple[Callable[[Path, pd.DataFrame], Path], str, bool]] = {
     # name: (make the file, words the message must contain, whether GX ran on it)
     "empty file": (empty_file, "the file is empty", False),
@@ -146,6 +181,13 @@ CASES: dict[str, tuple[Callable[[Path, pd.DataFrame], Path], str, bool]] = {
     "too few per class": (too_few_per_class, "classes with fewer than 3 examples: {'tech': 2}", True),
     "malformed jsonl": (malformed_jsonl, "is not valid JSON", False),
     "unsupported type": (unsupported_type, "unsupported file type '.xlsx'", False),
+    "binary texts": (binary_texts_parquet, "row 0: the text is binary, not a string", False),
+    "number text": (_jsonl_with_text(12345), "row 2: the text is a number, not a string", False),
+    "boolean text": (_jsonl_with_text(True), "row 2: the text is a boolean, not a string", False),
+    "list text": (_jsonl_with_text(["What", "a", "goal"]), "row 2: the text is a list", False),
+    "object text": (_jsonl_with_text({"body": "goal"}), "row 2: the text is an object", False),
+    "invisible texts": (invisible_texts, "2 rows have blank text", True),
+    "nul in text": (nul_in_text, "row 1: the text holds the control character U+0000", False),
 }
 
 
