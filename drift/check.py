@@ -22,7 +22,7 @@ from bertloop.core import constants
 from bertloop.core.config import PlatformConfig
 from bertloop.core.stores import predictions
 from bertloop.core.stores.drift_history import CheckRecord, DriftHistory
-from drift import export, reference, signals
+from drift import export, features, reference, signals
 from drift.detectors import Signal
 from drift.report import write_reports
 from drift.storm import RetrainHistory, StormPolicy, may_retrain
@@ -71,7 +71,7 @@ def run_check(
     texts = [row["text"] for row in rows if row["text"]]
     if len(texts) > config.drift.max_window_texts:  # input signals need a sample, not every text
         texts = random.Random(config.drift.seed).sample(texts, config.drift.max_window_texts)
-    window = signals.featurize(runner, texts) if texts else None
+    window = features.featurize(runner, texts) if texts else None
     found = signals.detect(config.drift, ref, rows, window)
     report = write_reports(config, now, champion, rows, found, ref, window)
     if not signals.confirmed(found, config.drift.min_signals):

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bertloop.core.config import DriftConfig
-from drift.signals import Features, featurize
+from drift.features import Features, featurize
 from modeling.runner import ClassifierRunner
 
 REFERENCE_FORMAT = "r2"  # bump when the cached reference's contents change

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -24,35 +23,10 @@ from drift.detectors import (
     text_length_drift,
     unknown_token_drift,
 )
-from modeling.runner import ClassifierRunner
-
-if TYPE_CHECKING:
-    from drift.reference import Reference
+from drift.features import Features
+from drift.reference import Reference
 
 EMBEDDING_SIGNAL = "embedding_mmd"
-
-
-@dataclass(frozen=True)
-class Features:
-    lengths: np.ndarray
-    token_ids: list[list[int]]
-    embeddings: np.ndarray
-    labels: list[str]
-    confidences: np.ndarray
-
-
-def featurize(runner: ClassifierRunner, texts: Sequence[str], batch_size: int = 32) -> Features:
-    """Word-piece lengths, token ids, mean-pooled sentence embeddings and predictions."""
-    token_ids = runner.token_ids(texts)
-    scored = runner.score(texts, batch_size=batch_size, embeddings=True)
-    assert scored.embeddings is not None
-    return Features(
-        lengths=np.array([len(ids) for ids in token_ids]),
-        token_ids=token_ids,
-        embeddings=scored.embeddings,
-        labels=scored.labels,
-        confidences=np.array(scored.confidences),
-    )
 
 
 def detect(
