@@ -40,6 +40,14 @@ from dag_common import (
 )
 
 orchestration = load_orchestration()
+
+
+def _mark_run_failed(context) -> None:  # type: ignore[no-untyped-def]
+    from bertloop.pipeline.orchestration import mark_run_failed
+
+    mark_run_failed(context)
+
+
 # On the clock (batches in the landing folder) OR when the drift DAG confirms drift.
 schedule = (
     AssetOrTimeSchedule(
@@ -63,6 +71,7 @@ schedule = (
         "retry_delay": timedelta(seconds=orchestration.retry_delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(seconds=orchestration.max_retry_delay_seconds),
+        "on_failure_callback": _mark_run_failed,  # after the last retry: the MLflow run is FAILED
     },
     params={
         "data_path": Param(

@@ -92,7 +92,9 @@ def write_inputs(workspace: Path, seed: int, golden_size: int, batch_size: int) 
             "learning_rate": 1e-4,
             "earlier_data_fraction": 0.25,  # a drift retrain: all new feedback, a quarter of the old data
         },
-        "gate": {"minimums": {"accuracy": 0.85, "macro_f1": 0.85}, "max_regression": {"macro_f1": 0.02}},
+        # 200 golden articles can show non-inferiority only to within about 5 points of macro-F1;
+        # the evaluation's advice says how many articles a tighter margin would need.
+        "gate": {"minimums": {"accuracy": 0.85, "macro_f1": 0.85}, "max_regression": {"macro_f1": 0.05}},
         "serving": {"reload_interval_seconds": 1, "max_batch_wait_ms": 10},
         # Short windows so the demo shows the drift loop in minutes; production defaults are hourly.
         "drift": {

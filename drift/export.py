@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bertloop.core import constants
 from bertloop.core.config import PlatformConfig
 from bertloop.core.hashing import sha256_lines
 from bertloop.core.stores import predictions
@@ -22,7 +23,7 @@ def snapshot_id(labelled: pd.DataFrame) -> str:
 
 def write_batch(config: PlatformConfig, labelled: pd.DataFrame, snapshot: str) -> str:
     """The feedback as a labelled batch in the landing folder: it goes through validation like any batch."""
-    path = config.data.landing_dir / f"drift-feedback-{snapshot[:12]}.csv"
+    path = config.data.landing_dir / f"{constants.DRIFT_BATCH_PREFIX}{snapshot[:12]}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     labelled.rename(columns={"text": config.data.text_column, "label": config.data.label_column})[
         [config.data.text_column, config.data.label_column]

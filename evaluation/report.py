@@ -8,15 +8,43 @@ registry is the pipeline's job.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from bertloop.core import constants
 from bertloop.core.workspace import write_json_atomic
-from evaluation.gate import Decision, GatePolicy, decide
+from evaluation.gate import Decision, GatePolicy, GoldenPredictions, GroupResult, decide
 from evaluation.metrics import GoldenScores, plot_confusion_matrix, score
-from modeling.runner import ClassifierRunner
+from evaluation.paired import Indices
+from evaluation.plots import plot_evaluation
+from modeling.calibration import ReliabilityBin, expected_calibration_error, reliability_bins
+from modeling.runner import ClassifierRunner, Scored
+
+METRIC_ECE = "ece"
+METRIC_RAW_ECE = "ece_before_temperature"
+METRIC_TEMPERATURE = "temperature"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How well one model's confidence matches its accuracy on the golden set."""
+
+    ece: float
+    ece_before_temperature: float
+    temperature: float
+    mean_confidence: float
+    bins: list[ReliabilityBin] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            METRIC_ECE: self.ece,
+            METRIC_RAW_ECE: self.ece_before_temperature,
+            METRIC_TEMPERATURE: self.temperature,
+        }
 
 
 @dataclass(frozen=True)
@@ -25,6 +53,7 @@ class Evaluation:
     champion: GoldenScores | None
     champion_version: str | None
     decision: Decision
+    calibration: Mapping[str, Calibration] = field(default_factory=dict)  # "candidate", "champion"
 
     @property
     def outcome(self) -> str:
@@ -33,9 +62,37 @@ class Evaluation:
     def metrics(self) -> dict[str, float]:
         """Every number of both models, flattened under the candidate's and the champion's prefixes."""
         metrics = self.candidate.flat(constants.GOLDEN_PREFIX)
+        for name, interval in self.decision.intervals.items():
+            metrics[f"{constants.GOLDEN_PREFIX}{name}_lower"] = interval.lower
+            metrics[f"{constants.GOLDEN_PREFIX}{name}_upper"] = interval.upper
+        if "candidate" in self.calibration:
+            for name, value in self.calibration["candidate"].metrics().items():
+                metrics[f"{constants.GOLDEN_PREFIX}{name}"] = value
         if self.champion is not None:
             metrics.update(self.champion.flat(constants.CHAMPION_PREFIX))
-        return metrics
+            if "champion" in self.calibration:
+                for name, value in self.calibration["champion"].metrics().items():
+                    metrics[f"{constants.CHAMPION_PREFIX}{name}"] = value
+        for comparison in self.decision.comparisons:
+            metrics[f"{comparison.metric}_difference"] = comparison.difference
+            metrics[f"{comparison.metric}_difference_lower"] = comparison.lower
+            metrics[f"{comparison.metric}_difference_upper"] = comparison.upper
+        return {key: value for key, value in metrics.items() if np.isfinite(value)}
+
+    def intervals(self) -> dict[str, str]:
+        """``{"accuracy": "0.925 (0.890–0.960, n=200)"}``: the candidate's metrics as people read them."""
+        return {name: interval.describe() for name, interval in self.decision.intervals.items()}
+
+    def details(self) -> dict[str, Any]:
+        """The comparisons, classes, slices, calibration and advice, as plain data for the verdict file."""
+        return {
+            "intervals": self.intervals(),
+            "comparisons": [asdict(comparison) for comparison in self.decision.comparisons],
+            "classes": [_group(group) for group in self.decision.classes],
+            "slices": [_group(group) for group in self.decision.slices],
+            "calibration": {who: facts.metrics() for who, facts in self.calibration.items()},
+            "advice": list(self.decision.advice),
+        }
 
 
 def evaluate(
@@ -47,20 +104,47 @@ def evaluate(
     labels: Sequence[str],
     policy: GatePolicy,
     batch_size: int,
+    slices: Mapping[str, Indices] | None = None,
 ) -> Evaluation:
-    """Score both models on the same golden texts and apply the gate."""
-    candidate_scores = score(truth, candidate.score(texts, batch_size).labels, labels)
-    champion_scores = (
-        score(truth, champion.score(texts, batch_size).labels, labels) if champion is not None else None
-    )
+    """Score both models on the same golden texts, measure their calibration and apply the gate."""
+    mine = candidate.score(texts, batch_size)
+    theirs = champion.score(texts, batch_size) if champion is not None else None
+    calibration = {"candidate": calibration_of(mine, truth, candidate.temperature)}
+    if theirs is not None and champion is not None:
+        calibration["champion"] = calibration_of(theirs, truth, champion.temperature)
     decision = decide(
-        candidate_scores.headline(), champion_scores.headline() if champion_scores else None, policy
+        GoldenPredictions(truth, mine.labels, labels, theirs.labels if theirs else None, slices or {}),
+        policy,
     )
-    return Evaluation(candidate_scores, champion_scores, champion_version, decision)
+    return Evaluation(
+        candidate=score(truth, mine.labels, labels),
+        champion=score(truth, theirs.labels, labels) if theirs is not None else None,
+        champion_version=champion_version,
+        decision=decision,
+        calibration=calibration,
+    )
+
+
+def calibration_of(scored: Scored, truth: Sequence[str], temperature: float) -> Calibration:
+    """ECE of the confidences the runner gives (after its temperature) and of the raw softmax."""
+    correct = [label == expected for label, expected in zip(scored.labels, truth, strict=True)]
+    logits = scored.logits.astype(np.float64)
+    raw = np.exp(logits - logits.max(axis=1, keepdims=True))
+    raw_confidence = (raw.max(axis=1) / raw.sum(axis=1)).tolist()
+    return Calibration(
+        ece=expected_calibration_error(scored.confidences, correct),
+        ece_before_temperature=expected_calibration_error(raw_confidence, correct),
+        temperature=temperature,
+        mean_confidence=float(np.mean(scored.confidences)),
+        bins=reliability_bins(scored.confidences, correct),
+    )
 
 
 def write_report(evaluation: Evaluation, folder: Path, verdict: dict[str, object]) -> Path:
-    """Confusion matrices of both models and ``decision.json`` (the verdict) into ``folder``."""
+    """The evaluation picture, confusion matrices of both models and ``decision.json`` into ``folder``."""
+    plot_evaluation(
+        evaluation.decision, evaluation.calibration, evaluation.champion_version, folder / "evaluation.png"
+    )
     plot_confusion_matrix(
         evaluation.candidate, "Candidate on the golden set", folder / "confusion_matrix.png"
     )
@@ -72,3 +156,17 @@ def write_report(evaluation: Evaluation, folder: Path, verdict: dict[str, object
         )
     write_json_atomic(folder / "decision.json", verdict)
     return folder
+
+
+def _group(group: GroupResult) -> dict[str, Any]:
+    return {
+        "name": group.name,
+        "n": group.n,
+        "status": group.status,
+        "candidate": group.candidate.describe() if group.candidate else None,
+        "champion": group.champion.describe() if group.champion else None,
+        "difference": group.comparison.difference if group.comparison else None,
+        "difference_interval": [group.comparison.lower, group.comparison.upper] if group.comparison else None,
+        "verdict": group.comparison.verdict if group.comparison else None,
+        "note": group.note,
+    }

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from bertloop.core.config import PlatformConfig
-from intake.expectations import normalize_text
+from intake.leakage import normalize_text
 from intake.reader import UnreadableBatch, read_batch
 
 
@@ -34,6 +34,12 @@ def load_golden_set(config: PlatformConfig) -> GoldenSet:
     missing = [column for column in (text, label) if column not in frame.columns]
     if missing:
         raise GoldenSetInvalid(f"golden set {path} lacks columns {missing}; found {list(frame.columns)}")
+    no_slice = [column for column in config.gate.slice_columns if column not in frame.columns]
+    if no_slice:
+        raise GoldenSetInvalid(
+            f"gate.slice_columns names {no_slice}, which golden set {path} lacks; "
+            f"its columns are {list(frame.columns)}"
+        )
     frame = frame.dropna(subset=[text, label])
     unknown = sorted(set(frame[label]) - set(config.data.labels))
     if unknown:

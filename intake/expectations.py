@@ -7,6 +7,7 @@ first and ordinary column expectations run on those.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,12 @@ from typing import Any
 import pandas as pd
 
 from bertloop.core.config import PlatformConfig
+from intake.leakage import GoldenIndex, normalize_text
 
 SUITE_NAME = "labelled_batch"
 NORMALIZED_TEXT = "_bertloop_normalized_text"
 LABEL_COUNT = "_bertloop_label_count"
-
-
-def normalize_text(text: str) -> str:
-    """Case- and whitespace-insensitive form used for duplicates and leakage."""
-    return " ".join(text.split()).casefold()
+NEAR_GOLDEN = "_bertloop_nearest_golden_similarity"
 
 
 @dataclass
@@ -34,7 +32,9 @@ class ValidationOutcome:
     data_docs_index: Path | None = None
 
 
-def prepare_frame(frame: pd.DataFrame, config: PlatformConfig) -> pd.DataFrame:
+def prepare_frame(
+    frame: pd.DataFrame, config: PlatformConfig, golden_index: GoldenIndex | None = None
+) -> pd.DataFrame:
     """Add the derived columns the suite checks; leave the original columns untouched."""
     text, label = config.data.text_column, config.data.label_column
     prepared = frame.copy()
@@ -42,6 +42,8 @@ def prepare_frame(frame: pd.DataFrame, config: PlatformConfig) -> pd.DataFrame:
         prepared[NORMALIZED_TEXT] = prepared[text].map(
             lambda value: None if value is None else normalize_text(value)
         )
+        if golden_index is not None:
+            prepared[NEAR_GOLDEN] = golden_index.nearest(prepared[text].tolist())
     if label in prepared.columns:
         counts = prepared[label].map(prepared[label].value_counts())
         prepared[LABEL_COUNT] = counts.where(prepared[label].notna(), None)
@@ -71,7 +73,15 @@ def build_expectations(config: PlatformConfig, golden_texts: set[str]) -> list[A
             column=NORMALIZED_TEXT, min_value=1.0 - bounds.max_duplicate_share
         ),
         gxe.ExpectColumnValuesToNotBeInSet(column=NORMALIZED_TEXT, value_set=sorted(golden_texts)),
-    ]
+    ] + (
+        [
+            gxe.ExpectColumnValuesToBeBetween(
+                column=NEAR_GOLDEN, max_value=bounds.near_duplicate_threshold, strict_max=True
+            )
+        ]
+        if bounds.near_duplicate_threshold is not None
+        else []
+    )
 
 
 def validate_frame(
@@ -79,6 +89,7 @@ def validate_frame(
     config: PlatformConfig,
     golden_texts: set[str],
     data_docs_dir: Path | None = None,
+    golden_raw_texts: Sequence[str] = (),
 ) -> ValidationOutcome:
     """Run the suite on ``frame``; with ``data_docs_dir``, also render Data Docs there."""
     import great_expectations as gx
@@ -116,14 +127,16 @@ def validate_frame(
             result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
         )
     )
-    prepared = prepare_frame(frame, config)
+    near = config.validation.near_duplicate_threshold is not None
+    prepared = prepare_frame(frame, config, GoldenIndex(golden_raw_texts) if near else None)
     run = checkpoint.run(batch_parameters={"dataframe": prepared})
     (suite_result,) = run.run_results.values()
-    failures = [
+    described = [
         describe_failure(outcome.to_json_dict(), prepared, config)
         for outcome in suite_result.results
         if not outcome.success
     ]
+    failures = [failure for failure in described if failure is not None]
     docs_index = data_docs_dir / "index.html" if data_docs_dir is not None else None
     return ValidationOutcome(
         success=bool(suite_result.success),
@@ -140,8 +153,12 @@ def batch_statistics(frame: pd.DataFrame, config: PlatformConfig) -> dict[str, A
     return {"rows": len(frame), "columns": list(frame.columns), "label_counts": counts}
 
 
-def describe_failure(outcome: dict[str, Any], frame: pd.DataFrame, config: PlatformConfig) -> str:
-    """One plain sentence for a failed expectation: what is wrong and what to fix."""
+def describe_failure(outcome: dict[str, Any], frame: pd.DataFrame, config: PlatformConfig) -> str | None:
+    """One plain sentence for a failed expectation: what is wrong and what to fix.
+
+    None for a failure another problem already explains (a check on a missing column,
+    "duplicates" in a batch with no rows), so the real cause is not buried.
+    """
     expectation = outcome["expectation_config"]
     kind, kwargs = expectation["type"], expectation["kwargs"]
     result = outcome.get("result") or {}
@@ -149,7 +166,7 @@ def describe_failure(outcome: dict[str, Any], frame: pd.DataFrame, config: Platf
     if column is not None and column not in frame.columns and kind != "expect_column_to_exist":
         # A missing source column leaves this check unevaluated; the missing-column
         # expectation already says what to fix.
-        return f"could not run {kind}: its column is missing (see the missing-column problem)"
+        return None
     examples = result.get("partial_unexpected_list") or []
     count = result.get("unexpected_count")
     rows = config.validation
@@ -189,15 +206,31 @@ def describe_failure(outcome: dict[str, Any], frame: pd.DataFrame, config: Platf
             "add examples or lower validation.min_examples_per_class"
         )
     if kind == "expect_column_proportion_of_unique_values_to_be_between":
+        if frame.empty:
+            return None  # no rows: the row-count check says so; "100% duplicates" would mislead
         unique_share = float(result.get("observed_value") or 0.0)
         return (
             f"{1 - unique_share:.1%} of texts are duplicates (ignoring case and spacing); "
             f"at most {rows.max_duplicate_share:.1%} is allowed; de-duplicate the batch"
         )
     if kind == "expect_column_values_to_not_be_in_set":
-        sample = [str(value)[:60] for value in examples[:3]]
+        leaked = frame[frame[NORMALIZED_TEXT].isin(examples)]
         return (
-            f"{count} texts also appear in the golden set (leakage), e.g. {sample}; "
+            f"{count} texts also appear in the golden set (leakage, ignoring case, punctuation, spacing "
+            f"and full-width forms), e.g. {_rows(leaked, text)}; "
             "remove them: the golden set is never trained on"
         )
+    if kind == "expect_column_values_to_be_between" and column == NEAR_GOLDEN:
+        threshold = rows.near_duplicate_threshold
+        near = frame[frame[NEAR_GOLDEN] >= (threshold if threshold is not None else 1.0)]
+        return (
+            f"{count} texts nearly duplicate a golden-set text (word-trigram Jaccard at least {threshold}), "
+            f"e.g. {_rows(near, text)}; remove them or raise validation.near_duplicate_threshold"
+        )
     return f"{kind} failed on column '{column}': {result}"
+
+
+def _rows(frame: pd.DataFrame, text: str, limit: int = 3) -> str:
+    """A few of the batch's own rows (never the golden set's), by row number."""
+    shown = [f"row {index}: {str(value)[:60]!r}" for index, value in frame[text].head(limit).items()]
+    return "; ".join(shown) if shown else "(rows not shown)"

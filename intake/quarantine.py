@@ -12,10 +12,13 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from bertloop.core import constants
 from bertloop.core.hashing import sha256_file
 from bertloop.core.workspace import write_json_atomic
 from intake import report_html
+from intake.rows import REASON, ROW, RowScreen
 
 if TYPE_CHECKING:
     from intake.expectations import ValidationOutcome
@@ -90,3 +93,41 @@ def _markdown(report: dict) -> str:
     if report["data_docs"]:
         lines += ["", f"Great Expectations Data Docs: [{report['data_docs']}]({report['data_docs']})"]
     return "\n".join(lines) + "\n"
+
+
+def too_many_bad_rows(screen: RowScreen, limit: float) -> str:
+    """The one problem of a batch with more bad rows than validation.max_bad_row_share allows."""
+    total = len(screen.kept) + len(screen.dropped) + screen.repeats
+    first = screen.dropped.iloc[0]
+    return (
+        f"{len(screen.dropped)} of {total} rows ({screen.bad_share:.1%}) fail row-level checks, more than "
+        f"validation.max_bad_row_share={limit:.1%} allows ({screen.summary()}); e.g. row {first[ROW]}: "
+        f"{first[REASON]}. Every such row and its reason: {constants.QUARANTINE_ROWS_CSV}"
+    )
+
+
+def write_row_report(screen: RowScreen, folder: Path, batch_name: str) -> None:
+    """``rows.csv`` (each row split off, with its row number and reason) and ``rows.md`` (a summary)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{constants.QUARANTINE_ROWS_CSV}.tmp"
+    screen.dropped.to_csv(partial, index=False)
+    partial.replace(folder / constants.QUARANTINE_ROWS_CSV)
+    lines = [
+        f"# Rows split off {batch_name}",
+        "",
+        f"{len(screen.dropped)} rows dropped ({screen.bad_share:.1%} of the batch), "
+        f"{screen.repeats} exact repeats collapsed into their first row; "
+        f"{len(screen.kept)} rows went on.",
+        "",
+        *[f"- {reason}: {count}" for reason, count in screen.summary().items()],
+        "",
+        f"Each dropped row with its row number and reason: [{constants.QUARANTINE_ROWS_CSV}]"
+        f"({constants.QUARANTINE_ROWS_CSV}). None of them was trained on.",
+    ]
+    (folder / constants.QUARANTINE_ROWS_MD).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    partial = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(partial, index=False)
+    partial.replace(path)

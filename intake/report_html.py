@@ -50,7 +50,7 @@ def _check_row(check: dict[str, Any]) -> str:
     passed = bool(check.get("success"))
     observed = result.get("observed_value")
     if observed is None and result.get("unexpected_count") is not None:
-        observed = f"{result['unexpected_count']} unexpected ({result.get('unexpected_percent', 0):.1f}%)"
+        observed = f"{result['unexpected_count']} unexpected ({result.get('unexpected_percent') or 0:.1f}%)"
     examples = [] if passed else (result.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]
     listed = "".join(f"<li><code>{_text(example, MAX_CHARS)}</code></li>" for example in examples)
     return (

@@ -14,16 +14,19 @@ from typing import Any
 
 import numpy as np
 
+from modeling.calibration import temperature_of
 from modeling.hardware import HardwarePlan, inference_plan
 
 
 @dataclass(frozen=True)
 class Scored:
-    """Per text: the winning label, its probability, every label's probability, and (if asked) embeddings."""
+    """Per text: the winning label, its probability, every label's probability, the raw logits
+    (before the temperature), and (if asked) embeddings."""
 
     labels: list[str]
     confidences: list[float]
     scores: list[dict[str, float]]
+    logits: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     embeddings: np.ndarray | None = None
 
 
@@ -55,6 +58,11 @@ class ClassifierRunner:
         return cls.from_components(model, AutoTokenizer.from_pretrained(str(folder)), max_length, plan)
 
     @property
+    def temperature(self) -> float:
+        """Divides the logits before the softmax; fitted at training time, 1.0 for older models."""
+        return temperature_of(self.model.config)
+
+    @property
     def label_names(self) -> list[str]:
         id2label = self.model.config.id2label
         return [id2label[index] for index in range(len(id2label))]
@@ -64,6 +72,8 @@ class ClassifierRunner:
         import torch
 
         names = self.label_names
+        temperature = self.temperature
+        raw: list[np.ndarray] = []
         labels: list[str] = []
         confidences: list[float] = []
         scores: list[dict[str, float]] = []
@@ -78,7 +88,9 @@ class ClassifierRunner:
                     return_tensors="pt",
                 ).to(self.plan.device)
                 outputs = self.model(**encoded, output_hidden_states=embeddings)
-                probabilities = outputs.logits.float().softmax(dim=-1).cpu()
+                logits = outputs.logits.float()
+                raw.append(logits.cpu().numpy())
+                probabilities = (logits / temperature).softmax(dim=-1).cpu()
                 for row in probabilities.tolist():
                     best = max(range(len(row)), key=row.__getitem__)
                     labels.append(names[best])
@@ -89,7 +101,8 @@ class ClassifierRunner:
                     hidden = outputs.hidden_states[-1].float()
                     pooled.append(((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy())
         matrix = (np.vstack(pooled) if pooled else np.zeros((0, 1))) if embeddings else None
-        return Scored(labels=labels, confidences=confidences, scores=scores, embeddings=matrix)
+        logit_matrix = np.vstack(raw) if raw else np.zeros((0, len(names)), dtype=np.float32)
+        return Scored(labels, confidences, scores, logits=logit_matrix, embeddings=matrix)
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Word-piece ids of each whole text, untruncated and without special tokens."""

@@ -51,16 +51,34 @@ def connect(config: PlatformConfig) -> Any:
 def _client(tracking_uri: str) -> Any:
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    if not tracking_uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    # MLflow creates and migrates a new SQLite database on first use; two processes doing it at
+    # once (two runs started together on a fresh workspace) collide on alembic's temporary tables.
+    from filelock import FileLock
+
+    with FileLock(f"{tracking_uri.removeprefix('sqlite:///')}.lock", timeout=600):
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+    return client
 
 
 def ensure_experiment(client: Any, config: PlatformConfig) -> str:
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(config.registry.experiment)
     if experiment is not None:
         return str(experiment.experiment_id)
-    return str(
-        client.create_experiment(config.registry.experiment, artifact_location=config.artifact_location)
-    )
+    try:
+        return str(
+            client.create_experiment(config.registry.experiment, artifact_location=config.artifact_location)
+        )
+    except MlflowException:  # another run created it a moment ago
+        experiment = client.get_experiment_by_name(config.registry.experiment)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
 
 
 def find_or_create_run(
@@ -74,11 +92,31 @@ def find_or_create_run(
         [experiment_id], filter_string=f"tags.`{constants.TAG_RUN_KEY}` = '{run_key}'", max_results=1
     )
     if existing:
-        return str(existing[0].info.run_id)
+        found = existing[0].info
+        if found.status != "RUNNING":  # a retry after a failure resumes the same run
+            client.update_run(found.run_id, status="RUNNING")
+        return str(found.run_id)
     run = client.create_run(
         experiment_id, run_name=run_name or run_key, tags={constants.TAG_RUN_KEY: run_key, **tags}
     )
     return str(run.info.run_id)
+
+
+def end_run(client: Any, experiment_name: str, run_key: str, status: str) -> str | None:
+    """Mark the MLflow run of a retraining run FINISHED or FAILED, if it is still RUNNING."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return None
+    found = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{constants.TAG_RUN_KEY}` = '{run_key}'",
+        max_results=1,
+    )
+    if not found:
+        return None
+    if found[0].info.status == "RUNNING":
+        client.set_terminated(found[0].info.run_id, status)
+    return str(found[0].info.run_id)
 
 
 def current_champion(client: Any, model_name: str) -> Champion | None:
@@ -136,6 +174,22 @@ def version_facts(client: Any, model_name: str, version: str) -> VersionFacts:
         trained_at=run.info.start_time / 1000,
         run_key=run.data.tags.get(constants.TAG_RUN_KEY),
         golden_accuracy=run.data.metrics.get(f"{constants.GOLDEN_PREFIX}{constants.METRIC_ACCURACY}"),
+    )
+
+
+@dataclass(frozen=True)
+class GoldenFacts:
+    golden_hash: str | None
+    macro_f1: float | None
+
+
+def golden_comparison_facts(client: Any, model_name: str, version: str) -> GoldenFacts:
+    """A version's golden-set hash and the golden macro-F1 its evaluation recorded."""
+    model_version = client.get_model_version(model_name, version)
+    metrics = client.get_run(model_version.run_id).data.metrics if model_version.run_id else {}
+    return GoldenFacts(
+        golden_hash=model_version.tags.get(constants.TAG_GOLDEN_HASH),
+        macro_f1=metrics.get(f"{constants.GOLDEN_PREFIX}{constants.METRIC_MACRO_F1}"),
     )
 
 
@@ -224,9 +278,12 @@ def register_version(
         try:
             client.get_registered_model(model_name)
         except MlflowException:
-            client.create_registered_model(
-                model_name, description="BERT-family text classifier kept fresh by bertloop."
-            )
+            try:
+                client.create_registered_model(
+                    model_name, description="BERT-family text classifier kept fresh by bertloop."
+                )
+            except MlflowException:  # another run registered the first version a moment ago
+                client.get_registered_model(model_name)
         version = str(mlflow.register_model(model_uri, model_name).version)
         created = True
     for key, value in tags.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bertloop.core import constants
 from bertloop.core.stores.ledger import Ledger
 from registry import mlflow_registry as registry
 
@@ -41,3 +42,37 @@ class AliasChanger:
             self.current("challenger"),
             {"percent": percent, **(evidence or {})},
         )
+
+    def place_blessed(
+        self, version: str, golden_hash: str | None, macro_f1: float, summary: str
+    ) -> list[str]:
+        """Alias a newly blessed version: champion if there is none, else challenger, one at a time.
+
+        The challenger moves only to a version at least as good on the same golden set
+        (by macro-F1) as the challenger waiting for its canary; two runs finishing close
+        together can no longer swap a 0.97 challenger for a 0.71 one. A version evaluated
+        on another golden set cannot be compared, and the newer evaluation wins. Returns
+        the aliases the version holds, and records a kept challenger in the ledger.
+        """
+        if self.current(constants.CHAMPION_ALIAS) in (None, version):
+            alias = constants.CHAMPION_ALIAS
+        else:
+            alias = constants.CHALLENGER_ALIAS
+            waiting = self.current(alias)
+            if waiting not in (None, version):
+                theirs = registry.golden_comparison_facts(self.client, self.model_name, waiting)
+                if (
+                    theirs.golden_hash == golden_hash
+                    and theirs.macro_f1 is not None
+                    and macro_f1 < theirs.macro_f1
+                ):
+                    self.ledger.append(
+                        self.actor, "challenger_kept", self.model_name, alias, waiting, waiting,
+                        {"summary": f"v{version} (golden macro-F1 {macro_f1:.4f}) was blessed but stays "
+                         f"below challenger v{waiting} ({theirs.macro_f1:.4f}) on the same golden set",
+                         "candidate": version},
+                    )  # fmt: skip
+                    return []
+        if self.current(alias) != version:  # a retried task changes (and records) nothing
+            self.set(alias, version, "register", {"summary": summary})
+        return [alias]

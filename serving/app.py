@@ -274,7 +274,11 @@ def create_app(
             # Every /predict and /feedback fails while the log cannot be written: say so, never "ok".
             body = {"status": "prediction_log_failed", "reason": broken, **state.describe()}
             return JSONResponse(body, status_code=503)
-        body = {"status": "ok" if state.champion else "no_champion", **state.describe()}
+        body = {
+            "status": "ok" if state.champion else "no_champion",
+            **state.describe(),
+            **state.calibration(),
+        }
         return JSONResponse(body, status_code=200 if state.champion else 503)
 
     @app.get("/metrics")

@@ -57,6 +57,16 @@ class RoutingState:
             "canary_percent": self.canary_percent,
         }
 
+    def calibration(self) -> dict[str, Any]:
+        """The temperature each routed model's confidences are divided by (1.0: none fitted)."""
+        return {
+            "temperatures": {
+                role: model.runner.temperature
+                for role, model in (("champion", self.champion), ("canary", self.canary))
+                if model is not None
+            }
+        }
+
 
 def load_from_registry(config: PlatformConfig, version: str) -> ServedModel:
     connect(config)  # loading by models:/ URI goes through the configured registry

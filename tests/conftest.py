@@ -139,7 +139,12 @@ def write_config(root: Path, checkpoint: Path, golden: pd.DataFrame, **extra: ob
     golden.to_csv(golden_path, index=False)
     settings: dict[str, object] = {
         "workspace": str(root / "workspace"),
-        "data": {"labels": LABELS, "golden_set": str(golden_path), "landing_dir": str(root / "landing")},
+        "data": {
+            "labels": LABELS,
+            "golden_set": str(golden_path),
+            "landing_dir": str(root / "landing"),
+            "landing_settle_seconds": 0,  # tests write a batch and take it at once
+        },
         "validation": {"min_rows": 12, "min_examples_per_class": 3, "max_duplicate_share": 0.1},
         "training": {
             "base_checkpoint": str(checkpoint),
@@ -149,7 +154,15 @@ def write_config(root: Path, checkpoint: Path, golden: pd.DataFrame, **extra: ob
             "logging_steps": 2,
         },
         # The tiny model is random: these floors test the plumbing, not the model's quality.
-        "gate": {"minimums": {"accuracy": 0.0, "macro_f1": 0.0}, "max_regression": {"macro_f1": 1.0}},
+        "gate": {
+            "minimums": {"accuracy": 0.0, "macro_f1": 0.0},
+            "max_regression": {"macro_f1": 1.0},
+            "class_recall_floor": 0.0,
+            # Per-class and per-slice comparisons are paired tests of two random models; a
+            # class the second run happens to learn worse must not fail a plumbing test.
+            "class_margin": 1.0,
+            "slice_margin": 1.0,
+        },
     }
     for dotted, value in extra.items():
         node = settings

@@ -9,6 +9,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from bertloop.core.faults import crash_point
+
 # (metrics, global step) -> None: the pipeline passes one that logs to its MLflow run.
 MetricsReporter = Callable[[dict[str, float], int], None]
 
@@ -46,3 +48,26 @@ class JsonLinesReporter:
     def __call__(self, metrics: dict[str, float], step: int) -> None:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, "metrics": metrics}) + "\n")
+
+
+COMPLETE_MARKER = "bertloop-checkpoint-complete"
+
+
+class MarkCompleteCheckpoints(TrainerCallback):
+    """Marks a checkpoint folder complete once Trainer has written every file of it.
+
+    Trainer writes ``checkpoint-<step>`` file by file; a kill in the middle leaves a
+    folder that looks like a checkpoint and cannot be resumed from. ``on_save`` runs
+    after the whole checkpoint is written, so only marked folders are resumed from.
+    """
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        crash_point("train:checkpoint-written")
+        if folder.is_dir():
+            marker = folder / COMPLETE_MARKER
+            partial = marker.with_suffix(".tmp")
+            partial.write_text(json.dumps({"global_step": state.global_step}), encoding="utf-8")
+            partial.replace(marker)

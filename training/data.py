@@ -31,3 +31,27 @@ def encode_labels(labels: Sequence[str], label_names: Sequence[str]) -> list[int
     if unknown:
         raise ValueError(f"labels {unknown} are not in the configured label set {list(label_names)}")
     return [index[label] for label in labels]
+
+
+def split_validation(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Row positions for training and for validation: ``fraction`` of each class, chosen with ``seed``.
+
+    Stratified, so a small class is represented in both; a class too small to
+    spare a row (``fraction × count`` rounds to 0) stays whole in training. The
+    same seed gives the same split, so a resumed run validates on the same rows.
+    """
+    import random
+
+    generator = random.Random(seed)
+    by_class: dict[int, list[int]] = {}
+    for position, label in enumerate(labels):
+        by_class.setdefault(label, []).append(position)
+    train: list[int] = []
+    validation: list[int] = []
+    for label in sorted(by_class):
+        positions = by_class[label]
+        generator.shuffle(positions)
+        held = min(int(fraction * len(positions) + 0.5), len(positions) - 1)
+        validation.extend(positions[:held])
+        train.extend(positions[held:])
+    return sorted(train), sorted(validation)

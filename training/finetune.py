@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from bertloop.core.config import TrainingConfig
+from modeling.calibration import TEMPERATURE_ATTRIBUTE, fit_temperature
 from modeling.hardware import HardwarePlan, detect_capabilities, plan_hardware
-from training.data import EncodedTexts, encode_labels
+from training.callbacks import MarkCompleteCheckpoints
+from training.checkpoints import last_complete_checkpoint
+from training.data import EncodedTexts, encode_labels, split_validation
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,8 @@ class TrainOutcome:
     train_loss: float
     resumed_from: str | None
     train_examples: int
+    validation_examples: int = 0
+    temperature: float | None = None  # fitted on the validation split; None: not scaled
 
 
 def resolve_base_checkpoint(setting: str) -> Path:
@@ -71,7 +76,6 @@ def fine_tune(
         Trainer,
         set_seed,
     )
-    from transformers.trainer_utils import get_last_checkpoint
 
     plan = plan_hardware(settings.device, settings.precision, detect_capabilities())
     set_seed(settings.seed)
@@ -84,7 +88,12 @@ def fine_tune(
         # A base that already has a classification head of another size gets a fresh head.
         ignore_mismatched_sizes=True,
     )
-    dataset = EncodedTexts(tokenizer, texts, encode_labels(labels, label_names), settings.max_length)
+    label_ids = encode_labels(labels, label_names)
+    fraction = settings.validation_fraction if settings.temperature_scaling else 0.0
+    train_rows, validation_rows = split_validation(label_ids, fraction, settings.seed)
+    dataset = EncodedTexts(
+        tokenizer, [texts[i] for i in train_rows], [label_ids[i] for i in train_rows], settings.max_length
+    )
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     arguments = training_arguments(settings, plan, checkpoint_dir)
     trainer = Trainer(
@@ -92,12 +101,26 @@ def fine_tune(
         args=arguments,
         train_dataset=dataset,
         data_collator=DataCollatorWithPadding(tokenizer),
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, MarkCompleteCheckpoints()],
     )
-    resume_from = get_last_checkpoint(str(checkpoint_dir))
+    resume_from = last_complete_checkpoint(checkpoint_dir, clean=trainer.is_world_process_zero())
     if resume_from:
         log.info("resuming from checkpoint %s", resume_from)
     result = trainer.train(resume_from_checkpoint=resume_from)
+    temperature = None
+    if validation_rows:
+        validation = [label_ids[i] for i in validation_rows]
+        encoded = EncodedTexts(
+            tokenizer, [texts[i] for i in validation_rows], validation, settings.max_length
+        )
+        logits = trainer.predict(encoded).predictions  # every rank gets all rows under DDP
+        temperature = fit_temperature(logits[0] if isinstance(logits, tuple) else logits, validation)
+        setattr(model.config, TEMPERATURE_ATTRIBUTE, temperature)  # saved into config.json
+        log.info("temperature %.3f fitted on %d validation rows", temperature, len(validation))
+    elif settings.temperature_scaling:
+        log.warning(
+            "no class has enough rows to spare for validation; confidences are not temperature-scaled"
+        )
     trainer.save_model(str(model_dir))  # every rank calls it; only the main process writes
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(model_dir))
@@ -109,6 +132,8 @@ def fine_tune(
         train_loss=float(result.training_loss),
         resumed_from=resume_from,
         train_examples=len(dataset),
+        validation_examples=len(validation_rows),
+        temperature=temperature,
     )
 
 
@@ -123,6 +148,7 @@ def training_arguments(settings: TrainingConfig, plan: HardwarePlan, checkpoint_
         weight_decay=settings.weight_decay,
         warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio of all steps
         per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.eval_batch_size,
         seed=settings.seed,
         data_seed=settings.seed,
         bf16=plan.bf16,

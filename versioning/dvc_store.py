@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 from filelock import FileLock
 
+from bertloop.core.faults import crash_point
 from bertloop.core.hashing import md5_file
 
 BATCHES = "batches"
@@ -75,6 +76,19 @@ class DataRepository:
             else []
         )
 
+    def batch_files_at(self, rev: str) -> list[Path]:
+        """The accepted batches as of commit ``rev``: a snapshot no later commit can change.
+
+        Two runs versioning at once each get the batches committed up to their own, so
+        what a run trains on does not depend on how the other run's steps interleave.
+        """
+        listed = self._git("ls-tree", "-r", "--name-only", rev, "--", BATCHES).splitlines()
+        return sorted(self.root / name.removesuffix(".dvc") for name in listed if name.endswith(".dvc"))
+
+    def _added_in(self, dvc_file: Path) -> str:
+        """The commit that last changed ``dvc_file``: the one that accepted this content."""
+        return self._git("log", "-n", "1", "--format=%H", "--", str(dvc_file.relative_to(self.root))).strip()
+
     def md5_of(self, relative: str) -> str:
         record = yaml.safe_load((self.root / f"{relative}.dvc").read_text(encoding="utf-8"))
         return str(record["outs"][0]["md5"])
@@ -84,9 +98,13 @@ class DataRepository:
             self.ensure()
             target = self.root / relative
             dvc_file = self.root / f"{relative}.dvc"
+            records = [dvc_file, target.parent / ".gitignore"]
             if dvc_file.is_file() and self.md5_of(str(relative)) == md5_file(source):
-                # Already versioned with identical content: a retried task adds nothing.
-                return VersionedFile(str(relative), self.md5_of(str(relative)), self.head())
+                # Already added with identical content. A run killed between `dvc add` and
+                # `git commit` left it uncommitted: finish that commit, so the revision recorded
+                # as lineage really holds the data.
+                self._commit(records, message)
+                return VersionedFile(str(relative), self.md5_of(str(relative)), self._added_in(dvc_file))
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
             from dvc.repo import Repo
@@ -94,14 +112,16 @@ class DataRepository:
             with Repo(str(self.root)) as repo:
                 (stage,) = repo.add([str(target)])
                 md5 = str(stage.outs[0].hash_info.value)
-            self._git(
-                "add",
-                str(dvc_file.relative_to(self.root)),
-                str(target.parent.relative_to(self.root) / ".gitignore"),
-            )
-            if self._git("status", "--porcelain").strip():
-                self._git("commit", "--quiet", "-m", message)
-            return VersionedFile(str(relative), md5, self.head())
+            crash_point("version:before-commit")
+            self._commit(records, message)
+            return VersionedFile(str(relative), md5, self._added_in(dvc_file))
+
+    def _commit(self, paths: list[Path], message: str) -> None:
+        """Stage ``paths`` and commit them if anything is not committed yet."""
+        present = [str(path.relative_to(self.root)) for path in paths if path.exists()]
+        self._git("add", *present)
+        if self._git("status", "--porcelain", "--", *present).strip():
+            self._git("commit", "--quiet", "-m", message)
 
     def head(self) -> str:
         return self._git("rev-parse", "HEAD").strip()

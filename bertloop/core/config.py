@@ -43,6 +43,11 @@ class DataConfig(_Section):
     labels: list[str] = Field(min_length=2, description="The known label set, in a fixed order.")
     golden_set: Path = Field(description="Frozen, versioned evaluation set; never trained on.")
     landing_dir: Path = Path("landing")
+    landing_settle_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="A landing file is taken only once unmodified this long (an upload may still run).",
+    )
     csv_delimiter: str = ","
 
     @field_validator("labels")
@@ -65,6 +70,35 @@ class ValidationConfig(_Section):
     max_duplicate_share: float = Field(default=0.05, ge=0.0, le=1.0)
     min_examples_per_class: int = Field(default=5, ge=1)
     min_classes: int = Field(default=2, ge=1)
+    on_bad_rows: Literal["drop_rows", "reject_batch"] = Field(
+        default="drop_rows",
+        description="'drop_rows': split off rows that fail a row-level check (with a reason each) and go on "
+        "when their share is within max_bad_row_share; 'reject_batch': any bad row rejects the batch.",
+    )
+    max_bad_row_share: float = Field(
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="With drop_rows: the largest share of a batch's rows that may be dropped; more rejects.",
+    )
+    label_noise_check: bool = Field(
+        default=True,
+        description="Before training, the champion scores the batch; confident disagreement far above its "
+        "golden-set rate holds the batch as probable label noise.",
+    )
+    label_noise_confidence: float = Field(default=0.9, gt=0.0, lt=1.0)
+    label_noise_margin: float = Field(default=0.10, gt=0.0, lt=1.0)
+    label_noise_alpha: float = Field(default=0.01, gt=0.0, lt=0.5)
+    label_noise_sample: int = Field(
+        default=2000, ge=50, description="Batch rows the champion scores at most."
+    )
+    near_duplicate_threshold: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Reject batch texts whose word-trigram Jaccard similarity to a golden-set text "
+        "reaches this (e.g. 0.8); None: only exact overlap after normalisation is checked.",
+    )
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> ValidationConfig:
@@ -115,11 +149,34 @@ class TrainingConfig(_Section):
     rendezvous_endpoint: str = Field(
         default="", description="host:port of the torchrun rendezvous; required when nodes > 1."
     )
+    validation_fraction: float = Field(
+        default=0.1,
+        ge=0,
+        lt=0.5,
+        description="Share of training rows held out (stratified) to fit the temperature; never trained on.",
+    )
+    keep_checkpoints: bool = Field(
+        default=False,
+        description="Keep a run's training checkpoints after its model is registered (hundreds of MB each).",
+    )
+    temperature_scaling: bool = Field(
+        default=True,
+        description="Fit a softmax temperature on the validation split so confidences mean what they say.",
+    )
 
     @model_validator(mode="after")
     def _multi_node_needs_rendezvous(self) -> TrainingConfig:
         if self.nodes > 1 and not self.rendezvous_endpoint:
             raise ValueError("nodes > 1 needs rendezvous_endpoint (host:port reachable from every node)")
+        return self
+
+    @model_validator(mode="after")
+    def _temperature_needs_validation_rows(self) -> TrainingConfig:
+        if self.temperature_scaling and self.validation_fraction == 0:
+            raise ValueError(
+                "temperature_scaling needs a validation split: set validation_fraction above 0 "
+                "(0.1 holds out a tenth) or turn temperature_scaling off"
+            )
         return self
 
     @property
@@ -135,17 +192,43 @@ class GateConfig(_Section):
         description="Absolute floors on golden-set metrics.",
     )
     max_regression: dict[str, float] = Field(
-        default_factory=lambda: {constants.METRIC_MACRO_F1: 0.01},
-        description="Largest allowed drop against the champion, per metric.",
+        default_factory=lambda: {constants.METRIC_MACRO_F1: 0.02},
+        description="Non-inferiority margin per metric: the candidate must be shown, with `confidence`, "
+        "to be no worse than the champion by more than this.",
     )
+    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="Of every interval and paired test.")
+    power: float = Field(default=0.8, gt=0, lt=1, description="For the golden-set size advice.")
+    class_recall_floor: float = Field(default=0.25, ge=0, le=1, description="No class's recall below this.")
+    class_margin: float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="A class whose F1 is shown worse than the champion's by this fails.",
+    )
+    length_slices: bool = Field(default=True, description="Judge short, medium and long texts as slices.")
+    slice_columns: list[str] = Field(
+        default_factory=list, description="Categorical golden-set columns; each value is a slice."
+    )
+    slice_margin: float = Field(
+        default=0.05, gt=0, le=1, description="A slice whose accuracy is shown worse by this fails."
+    )
+    min_slice_size: int = Field(default=30, ge=1, description="Smaller slices are not judged.")
+    fail_on_small_slices: bool = Field(
+        default=False, description="Fail closed on a slice too small to judge."
+    )
+    bootstrap_resamples: int = Field(default=2000, ge=200, le=100_000)
+    seed: int = Field(default=0, description="Of the bootstrap, so a retried evaluation decides the same.")
 
     @field_validator("max_regression")
     @classmethod
-    def _tolerances_non_negative(cls, tolerances: dict[str, float]) -> dict[str, float]:
-        negative = {name: value for name, value in tolerances.items() if value < 0}
-        if negative:
-            raise ValueError(f"tolerances must be >= 0; got {negative}")
-        return tolerances
+    def _margins_positive(cls, margins: dict[str, float]) -> dict[str, float]:
+        bad = {name: value for name, value in margins.items() if not value > 0}
+        if bad:
+            raise ValueError(
+                f"non-inferiority margins must be > 0 (no golden set can show an equal model is not worse "
+                f"by 0); got {bad}"
+            )
+        return margins
 
 
 class RegistryConfig(_Section):

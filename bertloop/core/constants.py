@@ -32,6 +32,8 @@ TAG_CONFIG_HASH = "bertloop.config_hash"
 TAG_DECISION = "bertloop.decision"
 TAG_DECISION_REASONS = "bertloop.decision_reasons"
 TAG_CHAMPION_VERSION = "bertloop.compared_with_champion_version"
+# "bertloop.golden.accuracy" = "0.925 (0.890–0.960, n=200)": each golden metric with its interval.
+TAG_GOLDEN_PREFIX = "bertloop.golden."
 
 DECISION_BLESSED = "blessed"
 DECISION_NOT_BLESSED = "not_blessed"
@@ -46,6 +48,7 @@ CHAMPION_PREFIX = "champion_golden_"
 DAG_RETRAIN = "retrain"
 DAG_CANARY = "canary"
 DAG_ROLLBACK = "rollback"
+DAG_READMIT = "readmit_batch"
 CHALLENGER_ASSET_NAME = "bertloop_challenger_registered"
 CHALLENGER_ASSET_URI = "bertloop://registry/challenger"
 DRIFT_ASSET_NAME = "bertloop_drift_confirmed"
@@ -64,6 +67,11 @@ STEP_EVALUATE = "evaluate"
 STEP_REGISTER = "register"
 QUARANTINE_REPORT_MD = "report.md"
 QUARANTINE_REPORT_JSON = "report.json"
+QUARANTINE_ROWS_CSV = "rows.csv"  # rows split off an accepted batch, a reason each
+QUARANTINE_ROWS_MD = "rows.md"
+# Feedback exported by a drift check: the champion is wrong on it by construction, so it is
+# not judged for label noise against the champion.
+DRIFT_BATCH_PREFIX = "drift-feedback-"
 QUARANTINE_REPORT_HTML = "report.html"
 QUARANTINE_GX_RESULT = "gx_validation_result.json"
 QUARANTINE_DATA_DOCS = "data_docs"

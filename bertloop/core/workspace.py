@@ -51,6 +51,16 @@ class Workspace:
     def runs(self) -> Path:
         return self.root / "runs"
 
+    def lock(self, name: str, timeout: float = 600) -> Any:
+        """A file lock on shared state of this workspace (``with workspace.lock("aliases"): ...``).
+
+        Held across processes and, on a shared volume, across workers.
+        """
+        from filelock import FileLock
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / f".{name}.lock"), timeout=timeout)
+
     def run_dir(self, run_key: str) -> Path:
         return self.runs / safe_run_key(run_key)
 

@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="retrains already running elsewhere, for storm control (the DAG asks Airflow; default 0)",
     )
+    readmit = commands.add_parser(
+        "readmit", help="let a suspect batch (its model was not blessed) back into later training snapshots"
+    )
+    readmit.add_argument("batch_id", help="as listed by `bertloop ledger` (batch_suspect entries)")
+    readmit.add_argument("--reason", required=True, help="why; recorded in the promotion ledger")
     commands.add_parser("ledger", help="show every alias change: when, who, from which version to which")
     commands.add_parser("models", help="list registered versions with aliases, metrics and decisions")
     commands.add_parser("config", help="print the configuration in effect, validated")
@@ -116,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, config)
     except Exception as error:  # boundaries: known errors become one clear line and an exit code
+        if args.command in ("train", "evaluate", "register"):
+            from bertloop.pipeline.steps import mark_run_failed
+
+            mark_run_failed(config, args.run_key)  # `run` does this itself
         return _report(error)
 
 
@@ -148,6 +157,10 @@ def _dispatch(args: argparse.Namespace, config: PlatformConfig) -> int:
         from rollout.controller import restore_previous_champion
 
         outcome = restore_previous_champion(config, actor=f"cli:{getpass.getuser()}", reason=args.reason)
+        print(json.dumps(outcome, indent=2))
+        return 0
+    if args.command == "readmit":
+        outcome = steps.readmit(config, args.batch_id, actor=f"cli:{getpass.getuser()}", reason=args.reason)
         print(json.dumps(outcome, indent=2))
         return 0
     if args.command == "drift":

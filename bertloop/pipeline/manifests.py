@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from bertloop.core import constants
 
@@ -37,6 +37,12 @@ class Validated(StepManifest):
     statistics: dict[str, Any]
     gx_result: str
     data_docs: str
+    # With validation.on_bad_rows=drop_rows: the screened rows that go on (None: the batch whole).
+    accepted_file: str | None = None
+    dropped_rows: int = 0
+    collapsed_repeats: int = 0
+    rows_report: str | None = None
+    label_noise: str | None = None  # the champion's view of the labels; None: no champion yet
 
 
 class Versioned(StepManifest):
@@ -49,6 +55,8 @@ class Versioned(StepManifest):
     data_rev: str
     training_files: list[str]
     training_data_hash: str
+    # Batches left out of this snapshot because their model was not blessed (until re-admitted).
+    suspect_batches_left_out: list[str] = Field(default_factory=list)
 
 
 class Trained(StepManifest):
@@ -61,6 +69,8 @@ class Trained(StepManifest):
     train_loss: float
     resumed_from: str | None
     train_examples: int
+    validation_examples: int = 0
+    temperature: float | None = None
 
 
 class Evaluated(StepManifest):
@@ -73,6 +83,13 @@ class Evaluated(StepManifest):
     champion_version: str | None
     champion_metrics: dict[str, float] | None
     golden_examples: int
+    # Each golden metric as people read it: "0.925 (0.890–0.960, n=200)".
+    intervals: dict[str, str] = Field(default_factory=dict)
+    comparisons: list[dict[str, Any]] = Field(default_factory=list)
+    classes: list[dict[str, Any]] = Field(default_factory=list)
+    slices: list[dict[str, Any]] = Field(default_factory=list)
+    calibration: dict[str, dict[str, float]] = Field(default_factory=dict)
+    advice: list[str] = Field(default_factory=list)
 
 
 class Registered(StepManifest):

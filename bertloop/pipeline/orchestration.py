@@ -165,6 +165,35 @@ def run_rollback(context: Mapping[str, Any]) -> dict[str, Any]:
         raise AirflowFailException(str(error)) from error
 
 
+def mark_run_failed(context: Mapping[str, Any]) -> None:
+    """on_failure_callback of the retrain DAG's tasks: the MLflow run is FAILED, not RUNNING forever."""
+    from bertloop.pipeline.steps import mark_run_failed as mark
+
+    try:
+        config = config_from_params(context["params"], {})
+    except PERMANENT_ERRORS:
+        return  # the configuration itself is the failure; no MLflow run was started with it
+    mark(config, context["run_id"])
+
+
+def run_readmit(context: Mapping[str, Any]) -> dict[str, Any]:
+    from bertloop.pipeline.steps import readmit
+
+    dag_run = context["dag_run"]
+    who = getattr(dag_run, "triggering_user_name", None) or "unknown user"
+    try:
+        config = config_from_params(context["params"], {})
+        params = context["params"]
+        return readmit(
+            config,
+            params["batch_id"],
+            actor=f"airflow:readmit:{context['run_id']} by {who}",
+            reason=params["reason"],
+        )
+    except (ValueError, *PERMANENT_ERRORS) as error:
+        raise AirflowFailException(str(error)) from error
+
+
 def drift_data_path(context: Mapping[str, Any]) -> str | None:
     """The feedback batch a drift event carries, when drift (not the clock or a person) started the run."""
     events = context.get("triggering_asset_events") or {}

@@ -20,9 +20,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from bertloop.core import constants
 from bertloop.core.config import PlatformConfig
+from bertloop.core.faults import crash_point
 from bertloop.core.hashing import sha256_file, sha256_lines
 from bertloop.core.lineage import code_version, describe_checkpoint
-from bertloop.core.stores.ledger import Ledger
+from bertloop.core.stores.ledger import BATCH_READMITTED, BATCH_SUSPECT, Ledger, suspect_batches
 from bertloop.core.workspace import Workspace, write_json_atomic
 from bertloop.pipeline.manifests import (
     Evaluated,
@@ -34,15 +35,28 @@ from bertloop.pipeline.manifests import (
     Versioned,
 )
 from evaluation.gate import GatePolicy
+from evaluation.label_noise import NoisePolicy, check_with_champion
 from evaluation.report import evaluate as score_on_golden_set
 from evaluation.report import write_report
+from evaluation.slices import golden_slices
 from intake.datasets import load_golden_set, load_training_frame
 from intake.expectations import validate_frame
-from intake.quarantine import BatchRejected, quarantine_batch, raise_if_quarantined
+from intake.landing import NoBatchWaiting, claim_file, claim_oldest, is_in_landing, release
+from intake.leakage import GoldenIndex
+from intake.quarantine import (
+    BatchRejected,
+    quarantine_batch,
+    raise_if_quarantined,
+    too_many_bad_rows,
+    write_parquet_atomic,
+    write_row_report,
+)
 from intake.reader import UnreadableBatch, read_batch
+from intake.rows import screen_rows
 from modeling.runner import ClassifierRunner
 from registry import mlflow_registry as registry
 from rollout.aliases import AliasChanger
+from training.checkpoints import prune as prune_checkpoints
 from training.entry import TrainingJob, write_training_data
 from training.entry import train as run_training
 from training.finetune import resolve_base_checkpoint
@@ -51,10 +65,6 @@ from versioning.dvc_store import DataRepository
 log = logging.getLogger(__name__)
 ManifestT = TypeVar("ManifestT", bound=StepManifest)
 P = ParamSpec("P")
-
-
-class NoBatchWaiting(LookupError):
-    """No data path was given and the landing folder holds no batch."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,7 @@ def step(
                 return manifest.model_validate(done)
             result = body(run, *args, **kwargs)
             run.workspace.write_manifest(run_key, manifest.step, result.model_dump(mode="json"))
+            crash_point(f"{manifest.step}:done")
             return result
 
         return run_step
@@ -106,13 +117,24 @@ def step(
 def ingest(run: Run, source: str | None = None, airflow_run_id: str | None = None) -> Ingested:
     """Copy the incoming batch into the workspace under a content-addressed batch id.
 
-    A file taken from the landing folder is claimed (removed there once the copy
-    is verified); a file given by path elsewhere is left where it is.
+    A file of the landing folder is claimed by an atomic rename (see
+    :mod:`intake.landing`) and removed once its copy is verified and recorded; a
+    file given by path elsewhere is left where it is.
     """
     config = run.config
-    path = Path(source).expanduser().resolve() if source else oldest_landing_file(config.data.landing_dir)
-    if not path.is_file():
-        raise FileNotFoundError(f"batch file {path} does not exist; check data_path")
+    landing = config.data.landing_dir
+    if source:
+        given = Path(source).expanduser().absolute()
+        if is_in_landing(given, landing):  # e.g. the batch a drift event carries: claimed like any other
+            path, claimed = claim_file(landing, run.key, given), True
+        else:
+            path, claimed = given.resolve(), False
+            if not path.is_file():
+                raise FileNotFoundError(f"batch file {path} does not exist; check data_path")
+    else:
+        path, claimed = claim_oldest(landing, run.key, config.data.landing_settle_seconds), True
+    if claimed:
+        crash_point("ingest:claimed")
     digest = sha256_file(path)
     batch_id = f"{_slug(path.stem)}-{digest[:12]}"
     copy = run.workspace.batches / batch_id / path.name
@@ -121,18 +143,21 @@ def ingest(run: Run, source: str | None = None, airflow_run_id: str | None = Non
         shutil.copyfile(path, copy)
     if sha256_file(copy) != digest:
         raise OSError(f"copy of {path} to {copy} does not match the original; nothing was removed")
-    claimed = path.parent == config.data.landing_dir.resolve()
-    if claimed:
-        path.unlink()
-    return Ingested(
+    ingested = Ingested(
         batch_id=batch_id,
         batch_file=str(copy),
-        source=str(path),
+        source=str(landing.resolve() / path.name if claimed else path),
         sha256=digest,
         bytes=copy.stat().st_size,
         claimed_from_landing=claimed,
         airflow_run_id=airflow_run_id,
     )
+    if claimed:
+        # Recorded before the claimed file goes, so a retry after this point returns this
+        # manifest instead of claiming the next batch.
+        run.workspace.write_manifest(run.key, Ingested.step, ingested.model_dump(mode="json"))
+        release(path)
+    return ingested
 
 
 @step(Validated)
@@ -148,17 +173,60 @@ def validate(run: Run) -> Validated:
         frame = read_batch(batch_file, config.data.csv_delimiter, config.data.text_column)
     except UnreadableBatch as error:
         raise quarantine_batch(batch_file, folder, [str(error)], None) from None
-    outcome = validate_frame(frame, config, golden.normalized_texts, data_docs_dir=run.folder / "data_docs")
+    golden_texts = golden.frame[config.data.text_column].tolist()
+    screen = None
+    if config.validation.on_bad_rows == "drop_rows" and {
+        config.data.text_column,
+        config.data.label_column,
+    } <= set(frame.columns):
+        index = GoldenIndex(golden_texts) if config.validation.near_duplicate_threshold is not None else None
+        screen = screen_rows(frame, config, golden.normalized_texts, index)
+        if screen.bad_share > config.validation.max_bad_row_share:
+            problem = too_many_bad_rows(screen, config.validation.max_bad_row_share)
+            write_row_report(screen, folder, batch_file.name)
+            raise quarantine_batch(batch_file, folder, [problem], None)
+        frame = screen.kept
+    outcome = validate_frame(
+        frame,
+        config,
+        golden.normalized_texts,
+        data_docs_dir=run.folder / "data_docs",
+        golden_raw_texts=golden_texts,
+    )
     if not outcome.success:
+        if screen is not None:
+            write_row_report(screen, folder, batch_file.name)
         raise quarantine_batch(batch_file, folder, outcome.failures, outcome)
+    noise = None
+    bounds = config.validation
+    if bounds.label_noise_check and not batch_file.name.startswith(constants.DRIFT_BATCH_PREFIX):
+        policy = NoisePolicy(
+            bounds.label_noise_confidence, bounds.label_noise_margin, bounds.label_noise_alpha
+        )
+        noise = check_with_champion(config, frame, golden.frame, policy, bounds.label_noise_sample)
+        if noise is not None and noise.noisy:
+            if screen is not None:
+                write_row_report(screen, folder, batch_file.name)
+            raise quarantine_batch(batch_file, folder, [noise.describe()], None)
     result_path = run.folder / "gx_validation_result.json"
     write_json_atomic(result_path, outcome.result)
+    accepted = None
+    if screen is not None and (len(screen.dropped) or screen.repeats):
+        # What goes on is the screened remainder; the original stays in the workspace byte for byte.
+        write_row_report(screen, folder, batch_file.name)
+        accepted = batch_file.parent / "accepted.parquet"
+        write_parquet_atomic(screen.kept, accepted)
     return Validated(
         batch_id=intake.batch_id,
         passed=True,
         statistics=outcome.statistics,
         gx_result=str(result_path),
         data_docs=str(outcome.data_docs_index),
+        accepted_file=str(accepted) if accepted else None,
+        dropped_rows=len(screen.dropped) if screen is not None else 0,
+        collapsed_repeats=screen.repeats if screen is not None else 0,
+        rows_report=str(folder / constants.QUARANTINE_ROWS_CSV) if accepted else None,
+        label_noise=noise.describe() if noise is not None else None,
     )
 
 
@@ -166,12 +234,22 @@ def validate(run: Run) -> Validated:
 def version(run: Run) -> Versioned:
     """Version the accepted batch and the golden set with DVC; fix the training snapshot."""
     intake = run.get(Ingested)
-    run.get(Validated)  # never version an unvalidated batch
+    validated = run.get(Validated)  # never version an unvalidated batch
     repository = DataRepository(run.workspace.data_repo)
-    batch = repository.add_batch(Path(intake.batch_file), intake.batch_id)
+    accepted = Path(
+        validated.accepted_file or intake.batch_file
+    )  # the screened rows, where rows were dropped
+    batch = repository.add_batch(accepted, intake.batch_id)
     golden = repository.add_golden(run.config.data.golden_set)
+    left_out: list[str] = []
     if run.config.training.train_on == "all":
-        training_files = repository.batch_files()
+        suspects = suspect_batches(Ledger(run.config.ledger_url).entries(run.config.registry.model_name))
+        training_files = []
+        for path in repository.batch_files_at(batch.rev):
+            if path.stem in suspects and path.stem != intake.batch_id:
+                left_out.append(path.stem)
+            else:
+                training_files.append(path)
     else:
         training_files = [repository.root / batch.path]
     snapshot = [
@@ -185,6 +263,7 @@ def version(run: Run) -> Versioned:
         data_repo=str(repository.root),
         data_rev=repository.head(),
         training_files=[str(path) for path in training_files],
+        suspect_batches_left_out=left_out,
         training_data_hash=sha256_lines(snapshot),
     )
 
@@ -217,9 +296,14 @@ def train(run: Run) -> Trained:
         settings=config.training,
     )
     outcome = run_training(job, report=lambda metrics, at: registry.log_metrics(client, run_id, metrics, at))
-    registry.log_metrics(
-        client, run_id, {"train_examples": outcome.train_examples, "final_train_loss": outcome.train_loss}
-    )
+    facts = {
+        "train_examples": outcome.train_examples,
+        "validation_examples": outcome.validation_examples,
+        "final_train_loss": outcome.train_loss,
+    }
+    if outcome.temperature is not None:
+        facts["temperature"] = outcome.temperature
+    registry.log_metrics(client, run_id, facts)
     client.set_tag(run_id, "bertloop.hardware", f"{outcome.device}/{outcome.precision}")
     return Trained(mlflow_run_id=run_id, **outcome.__dict__)
 
@@ -247,8 +331,9 @@ def evaluate(run: Run) -> Evaluated:
         golden.frame[config.data.text_column].tolist(),
         golden.frame[config.data.label_column].tolist(),
         config.data.labels,
-        GatePolicy(config.gate.minimums, config.gate.max_regression),
+        GatePolicy.from_config(config.gate),
         config.training.eval_batch_size,
+        golden_slices(golden.frame, config.data.text_column, config.gate),
     )
     verdict = Evaluated(
         decision=evaluation.outcome,
@@ -259,6 +344,7 @@ def evaluate(run: Run) -> Evaluated:
         champion_version=evaluation.champion_version,
         champion_metrics=evaluation.champion.headline() if evaluation.champion else None,
         golden_examples=evaluation.candidate.examples,
+        **evaluation.details(),
     )
     folder = write_report(evaluation, run.folder / "evaluation", verdict.model_dump(mode="json"))
     registry.record_evaluation(
@@ -286,20 +372,26 @@ def register(run: Run) -> Registered:
         client, model_name, trained.mlflow_run_id, model_uri, tags
     )
     aliases: list[str] = []
+    crash_point("register:before-alias")
     if verdict.decision == constants.DECISION_BLESSED:
         changer = AliasChanger(client, model_name, Ledger(config.ledger_url), actor=f"retrain:{run.key}")
-        alias = (
-            constants.CHAMPION_ALIAS
-            if changer.current(constants.CHAMPION_ALIAS) is None
-            else constants.CHALLENGER_ALIAS
-        )
-        if changer.current(alias) != version_number:  # a retried task changes (and records) nothing
-            changer.set(alias, version_number, "register", {"summary": "; ".join(verdict.reasons)})
-        aliases.append(alias)
+        with run.workspace.lock("aliases"):  # two runs registering at once decide one after the other
+            aliases = changer.place_blessed(
+                version_number,
+                tags.get(constants.TAG_GOLDEN_HASH),
+                verdict.metrics[constants.METRIC_MACRO_F1],
+                "; ".join(verdict.reasons),
+            )
     outcome = f"{verdict.decision.replace('_', ' ')} v{version_number}" + (
         f" ({aliases[0]})" if aliases else ""
     )
     client.update_run(trained.mlflow_run_id, name=run_name(run.get(Ingested), outcome))
+    if verdict.decision != constants.DECISION_BLESSED:
+        mark_suspect(config, run.get(Ingested).batch_id, version_number, verdict, actor=f"retrain:{run.key}")
+    client.set_terminated(trained.mlflow_run_id, "FINISHED")  # never left RUNNING in the MLflow UI
+    if not config.training.keep_checkpoints:  # the model is registered; resuming is no longer needed
+        freed = prune_checkpoints(run.folder / "checkpoints")
+        log.info("removed %.1f MB of training checkpoints", freed / 1e6)
     return Registered(
         model_name=model_name,
         version=version_number,
@@ -311,14 +403,59 @@ def register(run: Run) -> Registered:
     )
 
 
+def mark_suspect(config: PlatformConfig, batch_id: str, version: str, verdict: Evaluated, actor: str) -> None:
+    """A batch whose model was not blessed stays out of later snapshots until a person re-admits it."""
+    ledger = Ledger(config.ledger_url)
+    if batch_id in suspect_batches(ledger.entries(config.registry.model_name)):
+        return  # a retried task records nothing twice
+    reason = verdict.failed_checks[0] if verdict.failed_checks else "not blessed"
+    summary = f"batch {batch_id}: v{version} was not blessed ({reason[:300]})"
+    ledger.append(
+        actor, BATCH_SUSPECT, config.registry.model_name, to_version=version,
+        evidence={"batch_id": batch_id, "summary": summary},
+    )  # fmt: skip
+
+
+def readmit(config: PlatformConfig, batch_id: str, actor: str, reason: str) -> dict[str, str]:
+    """Let a suspect batch back into ``train_on: all`` snapshots, with who and why in the ledger."""
+    if len(reason.strip()) < 3:
+        raise ValueError("give a reason (at least 3 characters): it goes into the promotion ledger")
+    ledger = Ledger(config.ledger_url)
+    suspects = suspect_batches(ledger.entries(config.registry.model_name))
+    if batch_id not in suspects:
+        known = ", ".join(sorted(suspects)) or "none"
+        raise ValueError(f"batch {batch_id!r} is not suspect; suspect batches: {known}")
+    ledger.append(
+        actor, BATCH_READMITTED, config.registry.model_name,
+        evidence={"batch_id": batch_id, "summary": f"batch {batch_id} re-admitted: {reason.strip()}"},
+    )  # fmt: skip
+    return {"batch_id": batch_id, "readmitted_by": actor, "reason": reason.strip()}
+
+
 def run_all(config: PlatformConfig, run_key: str, source: str | None = None) -> Registered:
     """The whole loop in one process, for the command line."""
-    ingest(config, run_key, source)
-    validate(config, run_key)
-    version(config, run_key)
-    train(config, run_key)
-    evaluate(config, run_key)
-    return register(config, run_key)
+    try:
+        ingest(config, run_key, source)
+        validate(config, run_key)
+        version(config, run_key)
+        train(config, run_key)
+        evaluate(config, run_key)
+        return register(config, run_key)
+    except BaseException:
+        mark_run_failed(config, run_key)
+        raise
+
+
+def mark_run_failed(config: PlatformConfig, run_key: str) -> None:
+    """The run's MLflow run, if training started one, is FAILED rather than RUNNING forever.
+
+    Best effort: it runs while another error is being reported, so its own failure is only logged.
+    A retry of the run resumes the same MLflow run (RUNNING again).
+    """
+    try:
+        registry.end_run(registry.connect(config), config.registry.experiment, run_key, "FAILED")
+    except Exception as error:
+        log.warning("could not mark the MLflow run of %s as failed: %s", run_key, error)
 
 
 def verdict_tags(verdict: Evaluated) -> dict[str, str]:
@@ -326,6 +463,11 @@ def verdict_tags(verdict: Evaluated) -> dict[str, str]:
         constants.TAG_DECISION: verdict.decision,
         constants.TAG_DECISION_REASONS: "; ".join(verdict.reasons)[:5000],
         constants.TAG_CHAMPION_VERSION: str(verdict.champion_version or "none"),
+        **{f"{constants.TAG_GOLDEN_PREFIX}{name}": text for name, text in verdict.intervals.items()},
+        **{
+            f"{constants.TAG_GOLDEN_PREFIX}{name}": f"{value:.4f}"
+            for name, value in verdict.calibration.get("candidate", {}).items()
+        },
     }
 
 
@@ -361,17 +503,6 @@ def training_texts(config: PlatformConfig, version_number: str) -> list[str]:
     versioned = Run(config, facts.run_key).get(Versioned)
     frame = load_training_frame(config, [Path(p) for p in versioned.training_files])
     return frame[config.data.text_column].tolist()
-
-
-def oldest_landing_file(landing_dir: Path) -> Path:
-    candidates = (
-        [p for p in landing_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
-        if landing_dir.is_dir()
-        else []
-    )
-    if not candidates:
-        raise NoBatchWaiting(f"no data_path given and no batch waiting in {landing_dir}")
-    return min(candidates, key=lambda p: (p.stat().st_mtime, p.name)).resolve()
 
 
 def _log_params_once(client: Any, run_id: str, config: PlatformConfig) -> None:

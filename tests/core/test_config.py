@@ -40,7 +40,12 @@ def test_relative_paths_resolve_against_the_yaml_folder(tmp_path: Path) -> None:
             {"validation.min_text_chars": 50, "validation.max_text_chars": 10},
             "must not exceed max_text_chars",
         ),
-        ({"gate.max_regression": {"macro_f1": -0.1}}, "tolerances must be >= 0"),
+        ({"gate.max_regression": {"macro_f1": 0}}, "non-inferiority margins must be > 0"),
+        ({"gate.confidence": 1.2}, "gate.confidence: Input should be less than 1"),
+        (
+            {"training.validation_fraction": 0},
+            "temperature_scaling needs a validation split: set validation_fraction above 0",
+        ),
     ],
 )
 def test_invalid_values_name_the_field_and_what_is_allowed(

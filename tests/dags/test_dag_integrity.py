@@ -57,7 +57,7 @@ def test_dag_file_does_not_import_torch_at_parse_time(dag_file: Path) -> None:
 
 def test_no_import_errors(dagbag) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"retrain", "canary", "rollback", "monitor_drift"}
+    assert set(dagbag.dag_ids) == {"retrain", "canary", "rollback", "monitor_drift", "readmit_batch"}
 
 
 def test_each_dag_file_is_named_after_its_dag(dagbag) -> None:

@@ -16,7 +16,13 @@ from airflow.sdk.exceptions import ParamValidationError
 from bertloop.core import constants
 from bertloop.pipeline.orchestration import CANARY_PARAM_SETTINGS, config_from_params
 
-DAG_IDS = [constants.DAG_RETRAIN, constants.DAG_CANARY, constants.DAG_ROLLBACK, constants.DAG_DRIFT]
+DAG_IDS = [
+    constants.DAG_RETRAIN,
+    constants.DAG_CANARY,
+    constants.DAG_ROLLBACK,
+    constants.DAG_DRIFT,
+    constants.DAG_READMIT,
+]
 
 
 def _validated(dag, **values) -> dict:
@@ -101,3 +107,11 @@ def test_typical_canary_values_reach_the_configuration(dagbag, config_file) -> N
     )
     canary = config_from_params(resolved, CANARY_PARAM_SETTINGS).canary
     assert (canary.steps, canary.bake_seconds, canary.min_requests_per_step) == ([10, 50, 100], 60, 50)
+
+
+def test_readmit_needs_a_batch_and_a_reason(dagbag) -> None:
+    readmit = dagbag.dags[constants.DAG_READMIT]
+    with pytest.raises(ParamValidationError, match=r"batch_id|reason"):
+        _validated(readmit)
+    values = _validated(readmit, batch_id="bbc-batch-03-1a2b3c", reason="labels re-checked")
+    assert values["batch_id"] == "bbc-batch-03-1a2b3c"

@@ -76,5 +76,7 @@ def test_two_runs_give_champion_then_challenger_and_a_bad_batch_fails(
     assert states["validate"] == "failed" and states["train"] != "success"
     quarantined = list((config.workspace / "quarantine").glob("*/batch-03.csv"))
     assert len(quarantined) == 1 and quarantined[0].read_bytes() == original == bad_batch.read_bytes()
-    assert "labels outside the known label set" in (quarantined[0].parent / "report.md").read_text()
+    assert (
+        "unknown label: 'weather' is not in data.labels" in (quarantined[0].parent / "report.md").read_text()
+    )
     assert len(client.search_model_versions(f"name = '{name}'")) == 2  # nothing trained on it

@@ -45,7 +45,8 @@ def test_rejected_batch_exits_3_with_the_reasons(
     golden_frame.to_csv(bad, index=False)
     assert main(["--config", str(config_file), "run", str(bad), "--run-key", "k"]) == EXIT_REJECTED
     err = capsys.readouterr().err
-    assert "rejected" in err and "also appear in the golden set (leakage)" in err
+    assert "rejected" in err and "30 of 30 rows (100.0%) fail row-level checks" in err
+    assert "leaked: the text is in the golden set" in err
 
 
 def test_step_out_of_order_exits_2(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import pytest
 
 from bertloop.core import constants
 from bertloop.core.config import PlatformConfig, load_config
+from bertloop.core.stores.ledger import Ledger
 from bertloop.core.workspace import StepNotRun
 from bertloop.pipeline import steps
 from tests.conftest import synthetic_rows, write_config
@@ -40,6 +42,8 @@ def test_loop_registers_champion_then_challenger_with_lineage(
         "retrain · batch-02 · blessed v2 (challenger)",
     }
     assert client.get_run(second.mlflow_run_id).data.tags[constants.TAG_RUN_KEY] == "second"
+    # Registered: the MLflow runs are finished, not RUNNING forever.
+    assert {client.get_run(r.mlflow_run_id).info.status for r in (first, second)} == {"FINISHED"}
 
     client = _client(platform_config)
     version = client.get_model_version(platform_config.registry.model_name, "2")
@@ -59,7 +63,22 @@ def test_loop_registers_champion_then_challenger_with_lineage(
     )
     assert any(step > 0 for step in [m.step for m in client.get_metric_history(version.run_id, "train_loss")])
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "evaluation")}
-    assert "evaluation/champion_confusion_matrix.png" in artifacts
+    assert {"evaluation/champion_confusion_matrix.png", "evaluation/evaluation.png"} <= artifacts
+    # Every golden metric carries its interval on the version, and calibration is measured.
+    assert re.fullmatch(r"\d\.\d{3} \(\d\.\d{3}–\d\.\d{3}, n=30\)", tags["bertloop.golden.accuracy"])
+    assert {"golden_ece", "champion_golden_ece", "macro_f1_difference_lower", "golden_accuracy_lower"} <= set(
+        metrics
+    )
+    trained = json.loads((platform_config.workspace / "runs" / "second" / "train.json").read_text())
+    assert float(tags["bertloop.golden.temperature"]) == pytest.approx(trained["temperature"], abs=1e-4)
+    # The champion judged the second batch's labels before it was trained on; the first had no champion.
+    first_check = json.loads((platform_config.workspace / "runs" / "first" / "validate.json").read_text())
+    second_check = json.loads((platform_config.workspace / "runs" / "second" / "validate.json").read_text())
+    assert first_check["label_noise"] is None
+    assert second_check["label_noise"].startswith("the champion confidently disagrees with ")
+    # Registered: the run's checkpoints are gone, its model stays.
+    run_folder = platform_config.workspace / "runs" / "second"
+    assert not (run_folder / "checkpoints").exists() and (run_folder / "model" / "config.json").is_file()
     # train_on=all: the second model saw both batches, and DVC holds each one.
     assert len(versioned["training_files"]) == 2
     assert versioned["batch_md5"] == tags["bertloop.batch_md5"]
@@ -88,8 +107,9 @@ def test_unblessed_model_is_registered_without_alias(
     assert result.decision == constants.DECISION_NOT_BLESSED and result.aliases == []
     verdict = json.loads((config.workspace / "runs" / "strict" / "evaluate.json").read_text())
     assert verdict["failed_checks"] == [
-        f"accuracy {verdict['metrics']['accuracy']:.4f} is below the minimum 1.0100"
+        f"accuracy {verdict['intervals']['accuracy']} is below the minimum 1.0100"
     ]
+    assert verdict["intervals"]["accuracy"].endswith(", n=30)")
     client = _client(config)
     assert client.get_registered_model(config.registry.model_name).aliases == {}
 
@@ -97,3 +117,98 @@ def test_unblessed_model_is_registered_without_alias(
 def test_steps_out_of_order_say_what_to_run(platform_config: PlatformConfig) -> None:
     with pytest.raises(StepNotRun, match=r"run `bertloop ingest --run-key nope` first"):
         steps.validate(platform_config, "nope")
+
+
+def test_a_worse_blessed_model_does_not_displace_the_waiting_challenger(
+    platform_config: PlatformConfig, golden_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    from bertloop.core.stores.ledger import Ledger
+
+    (tmp_path / "incoming").mkdir()
+    for seed in (1, 2):
+        batch = tmp_path / "incoming" / f"batch-{seed}.csv"
+        synthetic_rows(12, seed=seed, exclude=set(golden_frame["text"])).to_csv(batch, index=False)
+        steps.run_all(platform_config, f"run-{seed}", str(batch))
+    client = _client(platform_config)
+    name = platform_config.registry.model_name
+    waiting_run = client.get_model_version(name, "2").run_id
+    client.log_metric(waiting_run, "golden_macro_f1", 2.0)  # the waiting challenger: better than anything
+    batch = tmp_path / "incoming" / "batch-3.csv"
+    synthetic_rows(12, seed=3, exclude=set(golden_frame["text"])).to_csv(batch, index=False)
+    third = steps.run_all(platform_config, "run-3", str(batch))
+
+    assert third.decision == constants.DECISION_BLESSED and third.aliases == []
+    assert client.get_registered_model(name).aliases["challenger"] == 2
+    kept = Ledger(platform_config.ledger_url).entries(name)[-1]
+    assert kept.action == "challenger_kept" and kept.evidence["candidate"] == "3"
+    assert "stays below challenger v2 (2.0000) on the same golden set" in kept.evidence["summary"]
+
+    client.log_metric(waiting_run, "golden_macro_f1", -1.0)  # now the waiting one is worse: v3 replaces it
+    (platform_config.workspace / "runs" / "run-3" / "register.json").unlink()
+    again = steps.register(platform_config, "run-3")
+    assert again.aliases == ["challenger"] and not again.newly_registered
+    assert client.get_registered_model(name).aliases["challenger"] == 3
+    moved = Ledger(platform_config.ledger_url).entries(name)[-1]
+    assert (moved.action, moved.from_version, moved.to_version) == ("register", "2", "3")
+
+
+def test_a_batch_whose_model_was_not_blessed_stays_out_until_readmitted(
+    config_file: Path, golden_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    from bertloop.pipeline.cli import EXIT_USAGE, main
+
+    config = load_config(config_file, environ={})
+    strict = load_config(config_file, overrides={"gate.minimums": {"accuracy": 1.01}}, environ={})
+    (tmp_path / "incoming").mkdir()
+    paths = []
+    for seed in (1, 2, 3):
+        paths.append(tmp_path / "incoming" / f"batch-{seed}.csv")
+        synthetic_rows(12, seed=seed, exclude=set(golden_frame["text"])).to_csv(paths[-1], index=False)
+    steps.run_all(config, "good", str(paths[0]))
+    rejected = steps.run_all(strict, "doubtful", str(paths[1]))  # trained, registered, not blessed
+    doubtful = steps.ingest(config, "doubtful").batch_id
+    assert rejected.decision == constants.DECISION_NOT_BLESSED
+
+    steps.ingest(config, "next", str(paths[2]))
+    steps.validate(config, "next")
+    later = steps.version(config, "next")
+    assert later.suspect_batches_left_out == [doubtful]
+    assert not any(Path(path).stem == doubtful for path in later.training_files)
+
+    assert (
+        main(["--config", str(config_file), "readmit", "no-such-batch", "--reason", "checked"]) == EXIT_USAGE
+    )
+    assert main(["--config", str(config_file), "readmit", doubtful, "--reason", "labels re-checked"]) == 0
+    steps.ingest(config, "after", str(tmp_path / "incoming" / "batch-3.csv"))
+    steps.validate(config, "after")
+    readmitted = steps.version(config, "after")
+    assert readmitted.suspect_batches_left_out == []
+    assert any(Path(path).stem == doubtful for path in readmitted.training_files)
+    actions = [entry.action for entry in Ledger(config.ledger_url).entries(config.registry.model_name)]
+    assert actions.count("batch_suspect") == 1 and actions[-1] == "batch_readmitted"
+
+
+def test_a_failed_run_is_marked_failed_and_a_retry_resumes_it(
+    platform_config: PlatformConfig, good_batch: Path
+) -> None:
+    from registry.mlflow_registry import find_or_create_run
+
+    steps.ingest(platform_config, "flaky", str(good_batch))
+    steps.validate(platform_config, "flaky")
+    steps.version(platform_config, "flaky")
+    trained = steps.train(platform_config, "flaky")
+    golden = platform_config.data.golden_set
+    hidden = golden.with_name("golden.hidden")
+    golden.rename(hidden)  # evaluation cannot read the golden set: the run fails
+    try:
+        with pytest.raises(Exception, match="golden set"):
+            steps.run_all(platform_config, "flaky", str(good_batch))
+    finally:
+        hidden.rename(golden)
+    client = _client(platform_config)
+    assert client.get_run(trained.mlflow_run_id).info.status == "FAILED"
+    experiment = client.get_experiment_by_name(platform_config.registry.experiment).experiment_id
+    assert find_or_create_run(client, experiment, "flaky", {}) == trained.mlflow_run_id  # resumed...
+    assert client.get_run(trained.mlflow_run_id).info.status == "RUNNING"  # ...and running again
+    registered = steps.run_all(platform_config, "flaky", str(good_batch))
+    assert client.get_run(registered.mlflow_run_id).info.status == "FINISHED"

@@ -69,7 +69,9 @@ def test_feedback_joins_by_request_id(gateway: GatewayProcess) -> None:
 
 def test_health_and_metrics(gateway: GatewayProcess) -> None:
     health = httpx.get(f"{gateway.url}/healthz").json()
+    temperatures = health.pop("temperatures")
     assert health == {"status": "ok", "champion": "1", "canary": "2", "canary_percent": 0.0}
+    assert set(temperatures) == {"champion", "canary"} and all(t > 0 for t in temperatures.values())
     httpx.post(f"{gateway.url}/predict", json={"texts": ["a b", "c d"]})
     metrics = httpx.get(f"{gateway.url}/metrics").text
     assert 'bertloop_predictions_total{model_version="1",role="champion",status="ok"}' in metrics

@@ -26,7 +26,7 @@ def deterministic_bert(tmp_path: Path) -> Path:
 def _train(tmp_path: Path, checkpoint: Path, golden: pd.DataFrame, name: str, processes: int):
     from training.entry import TrainingJob, train, write_training_data
 
-    rows = synthetic_rows(8, seed=5)  # 24 rows
+    rows = synthetic_rows(9, seed=5)  # 27 rows: 3 held out to fit the temperature, 24 trained on
     settings = {
         "training.processes_per_node": processes,
         "training.batch_size": 24 // processes,  # one full batch per step in both runs
@@ -64,6 +64,10 @@ def test_two_gloo_processes_match_one_process(
     assert [step for _, step in parallel_reports] == [step for _, step in single_reports]
     assert any("train_loss" in metrics for metrics, _ in parallel_reports)
     assert single.global_step == parallel.global_step == 3
+    # Both fit the temperature on the same 3 held-out rows (under DDP, predictions are gathered).
+    assert single.validation_examples == parallel.validation_examples == 3
+    assert single.temperature is not None and parallel.temperature is not None
+    assert abs(single.temperature - parallel.temperature) < 1e-2
     # Trainer reports rank 0's own shard loss, so the weights are what is compared.
     one = load_file(Path(single.model_dir) / "model.safetensors")
     two = load_file(Path(parallel.model_dir) / "model.safetensors")
@@ -118,7 +122,9 @@ def test_train_step_runs_ddp_when_configured(
     steps.validate(config, "ddp")
     steps.version(config, "ddp")
     trained = steps.train(config, "ddp")
-    assert trained.train_examples == 36 and trained.global_step == 3  # 36 rows, 2 x 8 per step
+    # 36 rows: 3 held out for the temperature, 33 trained on in steps of 2 x 8.
+    assert trained.train_examples + trained.validation_examples == 36 and trained.validation_examples == 3
+    assert trained.global_step == 3
     assert (Path(trained.model_dir) / "model.safetensors").is_file()
     history = connect(config).get_metric_history(trained.mlflow_run_id, "train_loss")
     assert history, "rank 0 streamed its metrics into the parent's MLflow run"

@@ -106,6 +106,22 @@ class Ledger:
             ]
 
 
+BATCH_SUSPECT = "batch_suspect"
+BATCH_READMITTED = "batch_readmitted"
+
+
+def suspect_batches(entries: list[LedgerEntry]) -> dict[str, LedgerEntry]:
+    """Batches marked suspect (their model was not blessed) and not re-admitted since, by batch id."""
+    suspects: dict[str, LedgerEntry] = {}
+    for entry in entries:
+        batch = str(entry.evidence.get("batch_id", ""))
+        if entry.action == BATCH_SUSPECT and batch:
+            suspects[batch] = entry
+        elif entry.action == BATCH_READMITTED:
+            suspects.pop(batch, None)
+    return suspects
+
+
 def format_entries(entries: list[LedgerEntry]) -> str:
     if not entries:
         return "(the ledger is empty)"
