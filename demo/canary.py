@@ -37,7 +37,7 @@ class TrafficDriver:
         self.feedback_delay = feedback_delay
         self.random = random.Random(seed)
         self.stop_event = threading.Event()
-        self.pending: deque[tuple[float, str, str]] = deque()
+        self.pending: deque[tuple[float, str, str, str]] = deque()  # due, request id, label, token
         self.lock = threading.Lock()
         self.sent = self.failed = self.rejected = self.feedback_sent = 0
         self.answered: list[str] = []
@@ -81,12 +81,18 @@ class TrafficDriver:
                     if status != 200:
                         self.failed += 1
                         continue
-                    request_id = response.json()["predictions"][0]["request_id"]
+                    answer = response.json()["predictions"][0]
+                    request_id = answer["request_id"]
                     self.answered.append(request_id)
                     # A third of the callers later tell us the true label, as a labelling queue would.
                     if self.random.random() < 0.35:
                         self.pending.append(
-                            (time.monotonic() + self.feedback_delay, request_id, row["label"])
+                            (
+                                time.monotonic() + self.feedback_delay,
+                                request_id,
+                                row["label"],
+                                answer["feedback_token"],
+                            )
                         )
 
     def _feedback(self) -> None:
@@ -103,7 +109,11 @@ class TrafficDriver:
                         return
                     time.sleep(0.05)
                     continue
-                response = client.post(f"{self.url}/feedback", json={"request_id": due[1], "label": due[2]})
+                # Only the caller a prediction was answered to may label it, with the token it was given.
+                response = client.post(
+                    f"{self.url}/feedback",
+                    json={"request_id": due[1], "label": due[2], "feedback_token": due[3]},
+                )
                 if response.status_code == 201:
                     self.feedback_sent += 1
 

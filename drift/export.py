@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pandas as pd
 
 from bertloop.core import constants
@@ -13,7 +15,8 @@ from bertloop.core.stores import predictions
 def labelled_feedback(prediction_log_url: str, since: float) -> pd.DataFrame:
     """Texts with true labels given since ``since``, whatever model answered them; one row per text."""
     rows = predictions.labelled_texts_since(prediction_log_url, since)
-    return pd.DataFrame(rows, columns=["request_id", "text", "label"]).drop_duplicates("text")
+    columns = ["request_id", "text", "label", "given_by", "predicted", "confidence", "role"]
+    return pd.DataFrame([asdict(row) for row in rows], columns=columns).drop_duplicates("text")
 
 
 def snapshot_id(labelled: pd.DataFrame) -> str:

@@ -1,5 +1,9 @@
 """The serving gateway (FastAPI): /predict, /feedback, /healthz, /metrics.
 
+Who may call: API keys with scopes (``serving.auth``, see ``serving.auth``), each key with its own rate
+and concurrency allowance (``serving.quotas``); feedback is taken only with the token the prediction
+was answered with (``serving.provenance``). /healthz stays open.
+
 It serves the MLflow ``champion`` and, when there is one, the ``challenger`` as
 canary, on a share of callers set by the canary controller (sticky per caller
 key), or in shadow mode where the canary only scores a mirrored copy. Every
@@ -13,22 +17,47 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from bertloop.core import constants
-from bertloop.core.config import PlatformConfig
+from bertloop.core.config import ConfigError, PlatformConfig
+from bertloop.core.secrets import api_key_lines, gateway_secret
 from bertloop.core.stores.predictions import FeedbackExists, PredictionLog, PredictionRow, UnknownRequest
+from serving import provenance
+from serving.auth import (
+    ANONYMOUS,
+    SCOPE_FEEDBACK,
+    SCOPE_METRICS,
+    SCOPE_PREDICT,
+    SCOPES,
+    Caller,
+    KeyRing,
+    is_loopback,
+    keys_required,
+)
 from serving.batching import MicroBatcher
+from serving.contract import (
+    ErrorBody,
+    FeedbackResponse,
+    Health,
+    PredictResponse,
+    documented_limits,
+    error_responses,
+)
 from serving.limits import MaxBodySize
 from serving.metrics import GatewayMetrics
 from serving.models import RegistryWatcher, RoutingState, ServedModel
+from serving.quotas import KeyQuotas, retry_after_header
 from serving.routing import choose_role, hash_caller
 
 log = logging.getLogger(__name__)
@@ -64,15 +93,31 @@ class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     request_id: RequestId
     label: ValidText
+    feedback_token: Annotated[StrictStr, Field(min_length=1, max_length=128)] = Field(
+        description="The feedback_token /predict returned with this request id, sent by the same caller."
+    )
+
+
+_bearer = HTTPBearer(auto_error=False, scheme_name="bearer", description="Authorization: Bearer <key>")
+_api_key = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="apiKey", description="X-API-Key: <key>"
+)
 
 
 class Gateway:
     """State shared by the endpoints: routing snapshot, batcher, log, metrics, background work."""
 
-    def __init__(self, config: PlatformConfig, watcher: RegistryWatcher, prediction_log: PredictionLog):
+    def __init__(
+        self,
+        config: PlatformConfig,
+        watcher: RegistryWatcher,
+        prediction_log: PredictionLog,
+        secret: bytes,
+    ):
         self.config = config
         self.watcher = watcher
         self.log = prediction_log
+        self.secret = secret
         self.metrics = GatewayMetrics()
         self.batcher = MicroBatcher(
             config.serving.max_batch_size,
@@ -82,6 +127,19 @@ class Gateway:
         self.metrics.mirror_backlog.set_function(lambda: self.batcher.background_backlog)
         self.routing = RoutingState(champion=None, canary=None, canary_percent=0.0)
         self._background: set[asyncio.Task[None]] = set()
+
+    async def enforce_retention(self) -> None:
+        days = self.config.serving.retention_days
+        if days > 0:
+            removed = await asyncio.to_thread(self.log.delete_older_than, time.time() - days * 86400)
+            log.info(
+                "retention: deleted %d predictions and %d feedback rows older than %s days", *removed, days
+            )
+
+    async def retain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(86400)
+            await self.enforce_retention()
 
     async def refresh(self) -> None:
         state = await asyncio.to_thread(self.watcher.refresh)
@@ -146,7 +204,7 @@ class Gateway:
                 PredictionRow(
                     request_id=request_id,
                     ts=now,
-                    caller_hash=hash_caller(caller),
+                    caller_hash=hash_caller(caller, self.secret),
                     model_version=model.version,
                     role=role,
                     status="ok" if result is not None else "error",
@@ -161,32 +219,107 @@ class Gateway:
         return rows
 
 
+@dataclass(frozen=True)
+class Access:
+    """Who may call, fixed when the app is built: the key ring, whether keys are required, the quotas."""
+
+    keys: KeyRing
+    require_keys: bool
+    quotas: KeyQuotas
+
+
+def admit(scope: str) -> Callable[..., AsyncIterator[Caller]]:
+    """A dependency: the caller's key and scope checked, then its rate and in-flight allowance."""
+
+    async def dependency(
+        request: Request,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+        api_key: Annotated[str | None, Security(_api_key)],
+    ) -> AsyncIterator[Caller]:
+        access: Access = request.app.state.access
+        caller = _authenticate(access, scope, bearer.credentials if bearer else api_key)
+        if scope == SCOPE_METRICS:
+            yield caller
+            return
+        quotas = access.quotas
+        # With keys off every caller is "anonymous": each client address gets its own allowance.
+        quota_key = caller.identity if access.require_keys else f"address:{_client(request)}"
+        if (wait := quotas.take(quota_key, time.monotonic())) > 0:
+            raise HTTPException(
+                429, f"rate limit of {quotas.rate_per_second:g}/s for this key; retry later",
+                headers={"Retry-After": retry_after_header(wait)},
+            )  # fmt: skip
+        if not quotas.enter(quota_key):
+            raise HTTPException(
+                429, f"this key already has {quotas.max_concurrent} requests in flight",
+                headers={"Retry-After": "1"},
+            )  # fmt: skip
+        try:
+            yield caller
+        finally:
+            quotas.leave(quota_key)
+
+    return dependency
+
+
 def create_app(
     config: PlatformConfig,
     watcher: RegistryWatcher | None = None,
     prediction_log: PredictionLog | None = None,
+    bind_host: str | None = None,
 ) -> FastAPI:
+    """The gateway app. Refuses (ConfigError) to be built when keys are required and none are set."""
+    host = bind_host or config.serving.host
+    keys = KeyRing.parse(api_key_lines(config))
+    require_keys = keys_required(config.serving.auth, host, len(keys))
+    if require_keys and not keys:
+        raise ConfigError(
+            f"the gateway requires API keys (serving.auth={config.serving.auth}, host {host}) but none are "
+            "configured: set serving.api_keys_file or BERTLOOP_API_KEYS to lines '<key> <scopes>' "
+            "(scopes: predict, feedback, metrics), or serve on 127.0.0.1"
+        )
+    if config.serving.auth == "off" and not is_loopback(host):
+        log.warning(
+            "!!! serving.auth is off and the gateway listens on %s: ANYONE who can reach it may predict, "
+            "label and read metrics. Configure API keys. !!!", host,
+        )  # fmt: skip
+    secret = gateway_secret(config)
+    access = Access(
+        keys,
+        require_keys,
+        KeyQuotas(
+            config.serving.rate_limit_per_second,
+            config.serving.rate_limit_burst,
+            config.serving.max_concurrent_per_key,
+        ),
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway = Gateway(
             config,
             watcher or RegistryWatcher(config),
             prediction_log or PredictionLog(config.prediction_log_url),
+            secret,
         )
         app.state.gateway = gateway
+        await gateway.enforce_retention()
         gateway.batcher.start()
         await gateway.refresh()
         refresher = asyncio.create_task(gateway.refresh_forever())
+        retention = asyncio.create_task(gateway.retain_forever())
         try:
             yield
         finally:
             # Uvicorn has already let in-flight requests finish; finish their mirrors and rows too.
             refresher.cancel()
+            retention.cancel()
             await gateway.drain()
             await gateway.batcher.stop()
             await asyncio.to_thread(gateway.log.close)
 
     app = FastAPI(title="bertloop gateway", lifespan=lifespan)
+    app.state.access = access
     # The last added runs first: the Host check, then the body limit, then FastAPI parses.
     app.add_middleware(MaxBodySize, max_bytes=config.serving.max_body_bytes)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=config.serving.trusted_hosts)
@@ -197,11 +330,26 @@ def create_app(
             f"{'.'.join(str(part) for part in problem['loc'] if part != 'body') or 'body'}: {problem['msg']}"
             for problem in error.errors()
         ]
-        return JSONResponse(status_code=422, content={"detail": problems})
+        return JSONResponse(status_code=422, content=ErrorBody(detail="; ".join(problems)).model_dump())
 
-    @app.post("/predict")
+    @app.exception_handler(StarletteHTTPException)
+    async def one_error_body(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            status_code=error.status_code,
+            content=ErrorBody(detail=str(error.detail)).model_dump(),
+            headers=error.headers,
+        )
+
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        responses=error_responses((401, 403, 413, 422, 429, 500, 503)),
+    )
     async def predict(
-        body: PredictRequest, request: Request, x_caller_key: str | None = Header(None, max_length=256)
+        body: PredictRequest,
+        request: Request,
+        holder: Annotated[Caller, Depends(admit(SCOPE_PREDICT))],
+        x_caller_key: str | None = Header(None, max_length=256),
     ) -> Any:
         gateway: Gateway = request.app.state.gateway
         _log_writable(gateway)
@@ -238,6 +386,7 @@ def create_app(
             gateway.mirror(state.canary, texts, request_ids, caller)
         elif role == constants.ROLE_CANARY:
             gateway.mirror(state.champion, texts, request_ids, caller)
+        issued_at = time.time()
         return {
             "predictions": [
                 {
@@ -247,26 +396,46 @@ def create_app(
                     "scores": result.scores,
                     "model_version": served.version,
                     "role": role,
+                    "feedback_token": provenance.issue(secret, request_id, holder.identity, issued_at),
                 }
                 for request_id, result in zip(request_ids, results, strict=True)
             ]
         }
 
-    @app.post("/feedback", status_code=201)
-    async def add_feedback(body: FeedbackRequest, request: Request) -> Any:
+    @app.post(
+        "/feedback",
+        status_code=201,
+        response_model=FeedbackResponse,
+        responses=error_responses((401, 403, 404, 409, 413, 422, 429, 503)),
+    )
+    async def add_feedback(
+        body: FeedbackRequest,
+        request: Request,
+        caller: Annotated[Caller, Depends(admit(SCOPE_FEEDBACK))],
+    ) -> Any:
         gateway: Gateway = request.app.state.gateway
         _log_writable(gateway)
         if body.label not in config.data.labels:
             raise HTTPException(422, f"label {body.label!r} is not one of {list(config.data.labels)}")
+        check = provenance.verify(
+            secret, body.feedback_token, body.request_id, caller.identity, time.time(),
+            config.serving.feedback_window_seconds,
+        )  # fmt: skip
+        if not check.valid:
+            raise HTTPException(403, check.reason)
         try:
-            await asyncio.to_thread(gateway.log.add_feedback, body.request_id, body.label)
+            await asyncio.to_thread(gateway.log.add_feedback, body.request_id, body.label, caller.identity)
         except UnknownRequest as error:
             raise HTTPException(404, str(error)) from None
         except FeedbackExists as error:
             raise HTTPException(409, str(error)) from None
         return {"request_id": body.request_id, "label": body.label}
 
-    @app.get("/healthz")
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "no champion yet, or the log cannot be written"}},
+    )
     async def healthz(request: Request) -> Any:
         gateway: Gateway = request.app.state.gateway
         state: RoutingState = gateway.routing
@@ -281,11 +450,41 @@ def create_app(
         }
         return JSONResponse(body, status_code=200 if state.champion else 503)
 
-    @app.get("/metrics")
-    async def metrics(request: Request) -> Response:
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            **error_responses((401, 403)),
+        },
+    )
+    async def metrics(request: Request, _: Annotated[Caller, Depends(admit(SCOPE_METRICS))]) -> Response:
         return request.app.state.gateway.metrics.render()
 
+    app.openapi = documented_limits(app, config)  # type: ignore[method-assign]
     return app
+
+
+def _authenticate(access: Access, scope: str, presented: str | None) -> Caller:
+    if not access.require_keys:
+        return Caller(ANONYMOUS, SCOPES)
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if not presented:
+        raise HTTPException(401, "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
+                            headers=challenge)  # fmt: skip
+    caller = access.keys.authenticate(presented)
+    if caller is None:
+        raise HTTPException(401, "the API key is not valid", headers=challenge)
+    if scope not in caller.scopes:
+        raise HTTPException(403, f"this API key lacks the '{scope}' scope")
+    return caller
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 def _log_writable(gateway: Gateway) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 
 from bertloop.core import constants
 
@@ -20,6 +21,7 @@ def choose_role(caller_key: str, canary_percent: float, salt: str, canary_availa
     return constants.ROLE_CANARY if bucket(caller_key, salt) < canary_percent else constants.ROLE_CHAMPION
 
 
-def hash_caller(caller_key: str) -> str:
-    """What the prediction log keeps of a caller: enough to group, not to identify."""
-    return hashlib.sha256(caller_key.encode()).hexdigest()[:16]
+def hash_caller(caller_key: str, secret: bytes) -> str:
+    """What the prediction log keeps of a caller: enough to group, not to identify. Keyed by the
+    gateway secret, so a leaked log cannot be matched against guessed caller keys."""
+    return hmac.new(secret, caller_key.encode(), hashlib.sha256).hexdigest()[:16]

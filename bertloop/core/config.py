@@ -291,6 +291,37 @@ class ServingConfig(_Section):
     )
     routing_salt: str = "bertloop"
     graceful_shutdown_seconds: float = Field(default=30, ge=0)
+    auth: Literal["auto", "required", "off"] = Field(
+        default="auto",
+        description="API keys on /predict, /feedback and /metrics. auto: required when any key is "
+        "configured or the gateway binds beyond loopback; off on a public bind logs a loud warning.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description="A file of lines '<key or sha256:<hex digest>> <scope,scope> [name]' (scopes: predict, "
+        "feedback, metrics). Keys are configured by reference only, here or in BERTLOOP_API_KEYS; "
+        "never in this file's YAML.",
+    )
+    secret_file: Path | None = Field(
+        default=None,
+        description="The gateway secret (feedback tokens, caller hashes) when BERTLOOP_GATEWAY_SECRET is "
+        "unset; empty: <workspace>/gateway-secret, created 0600 on first start.",
+    )
+    feedback_window_seconds: float = Field(
+        default=7 * 24 * 3600, gt=0, description="How long a prediction's feedback token is accepted."
+    )
+    rate_limit_per_second: float = Field(
+        default=0, ge=0, description="Requests per second per key on /predict and /feedback; 0: no limit."
+    )
+    rate_limit_burst: int = Field(default=20, ge=1, description="Requests a key may send at once.")
+    max_concurrent_per_key: int = Field(
+        default=32, ge=1, description="Requests of one key in flight at once; more get a 429."
+    )
+    retention_days: float = Field(
+        default=0,
+        ge=0,
+        description="Prediction and feedback rows older than this are deleted at start and daily; 0: kept.",
+    )
 
 
 class CanaryConfig(_Section):
@@ -351,6 +382,24 @@ class DriftConfig(_Section):
     backoff_factor: float = Field(default=2.0, ge=1)
     max_cooldown_minutes: float = Field(default=2880, ge=0)
     seed: int = 0
+    export_max_key_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="A feedback export where one API key gave more than this share of the rows is "
+        "quarantined, not trained on (judged from export_min_rows_for_share rows up).",
+    )
+    export_min_rows_for_share: int = Field(default=20, ge=1)
+    export_contradiction_confidence: float = Field(
+        default=0.9, gt=0, le=1, description="A champion answer this confident counts as a contradiction."
+    )
+    export_max_contradiction_share: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="A feedback export where more than this share of labels contradict a confident "
+        "champion answer is quarantined.",
+    )
 
 
 class PlatformConfig(_Section):
@@ -471,6 +520,10 @@ def _resolve_paths(config: PlatformConfig, base_dir: Path) -> PlatformConfig:
     config.workspace = absolute(config.workspace)
     config.data.golden_set = absolute(config.data.golden_set)
     config.data.landing_dir = absolute(config.data.landing_dir)
+    if config.serving.api_keys_file is not None:
+        config.serving.api_keys_file = absolute(config.serving.api_keys_file)
+    if config.serving.secret_file is not None:
+        config.serving.secret_file = absolute(config.serving.secret_file)
     checkpoint = config.training.base_checkpoint
     if checkpoint and not Path(checkpoint).is_absolute() and (base_dir / checkpoint).exists():
         config.training.base_checkpoint = str((base_dir / checkpoint).resolve())

@@ -18,6 +18,8 @@ TAG_CANARY_OUTCOME = "bertloop.canary_outcome"
 ROLE_CHAMPION = "champion"
 ROLE_CANARY = "canary"
 ROLE_SHADOW = "shadow"
+# Who a request came from while the gateway takes no API keys: feedback given_by names no key.
+ANONYMOUS_CALLER = "anonymous"
 
 # Lineage tags written on MLflow runs and model versions.
 TAG_PREFIX = "bertloop."

@@ -140,9 +140,10 @@ def _dispatch(args: argparse.Namespace, config: PlatformConfig) -> int:
 
         from serving.app import create_app
 
+        host = args.host or config.serving.host
         uvicorn.run(
-            create_app(config),
-            host=args.host or config.serving.host,
+            create_app(config, bind_host=host),
+            host=host,
             port=args.port or config.serving.port,
             timeout_graceful_shutdown=int(config.serving.graceful_shutdown_seconds),
             log_level="info",

@@ -49,8 +49,8 @@ def _log_window(config: PlatformConfig, texts: list[str], truths: list[str], now
                           prediction.label, prediction.confidence, text=text)
         )  # fmt: skip
     log.record(rows)
-    for request_id, truth in zip(ids, truths, strict=True):
-        log.add_feedback(request_id, truth, now=time.time())
+    for index, (request_id, truth) in enumerate(zip(ids, truths, strict=True)):
+        log.add_feedback(request_id, truth, given_by=f"labeller-{index % 3}", now=time.time())
     log.close()
 
 

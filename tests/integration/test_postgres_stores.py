@@ -40,9 +40,9 @@ def test_prediction_log_and_feedback_on_postgres(database: str) -> None:
         for i in range(500)
     ]  # fmt: skip
     log.record(rows)
-    log.add_feedback("r7", "tech")
+    log.add_feedback("r7", "tech", given_by="tester")
     with pytest.raises(UnknownRequest):
-        log.add_feedback("missing", "tech")
+        log.add_feedback("missing", "tech", given_by="tester")
     assert log.count() == 500
     log.close()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -17,12 +17,15 @@ from tests.conftest import Registry
 __all__ = ["GatewayProcess", "Registry", "prediction_rows", "start_gateway"]
 
 
-def start_gateway(config_file: Path, log_dir: Path, **overrides: str) -> GatewayProcess:
-    """``bertloop --config <file> [--set key=value ...] serve`` with its own log file."""
+def start_gateway(
+    config_file: Path, log_dir: Path, env: Mapping[str, str] | None = None, **overrides: str
+) -> GatewayProcess:
+    """``bertloop --config <file> [--set key=value ...] serve`` with its own log file (and ``env`` added
+    to this process's environment)."""
     flags = [item for key, value in overrides.items() for item in ("--set", f"{key}={value}")]
     log_file = log_dir / f"gateway-{len(list(log_dir.glob('gateway-*.log')))}.log"
     return process.start_gateway(
-        log_file, ["--config", str(config_file), *flags], env=os.environ.copy(), timeout=120
+        log_file, ["--config", str(config_file), *flags], env={**os.environ, **(env or {})}, timeout=120
     )
 
 

@@ -50,21 +50,18 @@ def test_not_json_is_a_4xx(gateway: GatewayProcess) -> None:
 
 
 def test_feedback_joins_by_request_id(gateway: GatewayProcess) -> None:
-    request_id = httpx.post(f"{gateway.url}/predict", json={"text": "vote party"}).json()["predictions"][0][
-        "request_id"
-    ]
-    assert (
-        httpx.post(
-            f"{gateway.url}/feedback", json={"request_id": request_id, "label": "politics"}
-        ).status_code
-        == 201
-    )
-    again = httpx.post(f"{gateway.url}/feedback", json={"request_id": request_id, "label": "sport"})
-    assert again.status_code == 409
-    unknown = httpx.post(f"{gateway.url}/feedback", json={"request_id": "nope", "label": "sport"})
-    assert unknown.status_code == 404 and "no prediction with request_id" in unknown.json()["detail"]
-    bad_label = httpx.post(f"{gateway.url}/feedback", json={"request_id": request_id, "label": "weather"})
-    assert bad_label.status_code == 422
+    answer = httpx.post(f"{gateway.url}/predict", json={"text": "vote party"}).json()["predictions"][0]
+    request_id, token = answer["request_id"], answer["feedback_token"]
+
+    def feedback(request_id: str, label: str) -> httpx.Response:
+        body = {"request_id": request_id, "label": label, "feedback_token": token}
+        return httpx.post(f"{gateway.url}/feedback", json=body)
+
+    assert feedback(request_id, "politics").status_code == 201
+    assert feedback(request_id, "sport").status_code == 409
+    # The token is bound to its request id: it proves nothing about another one.
+    assert feedback("nope", "sport").status_code == 403
+    assert feedback(request_id, "weather").status_code == 422
 
 
 def test_health_and_metrics(gateway: GatewayProcess) -> None:

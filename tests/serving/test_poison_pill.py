@@ -38,11 +38,10 @@ def test_a_lone_surrogate_gets_a_422_naming_the_field_and_the_gateway_keeps_serv
     # Still serving, still logging, still healthy.
     good = httpx.post(f"{gateway.url}/predict", json={"text": "goal match team"}, timeout=60)
     assert good.status_code == 200
-    request_id = good.json()["predictions"][0]["request_id"]
-    assert (
-        httpx.post(f"{gateway.url}/feedback", json={"request_id": request_id, "label": "sport"}).status_code
-        == 201
-    )
+    answer = good.json()["predictions"][0]
+    request_id = answer["request_id"]
+    body = {"request_id": request_id, "label": "sport", "feedback_token": answer["feedback_token"]}
+    assert httpx.post(f"{gateway.url}/feedback", json=body).status_code == 201
     assert httpx.get(f"{gateway.url}/healthz").status_code == 200
     rows = prediction_rows(two_versions.config)
     assert len(rows) == before + 1 and request_id in set(rows["request_id"])

@@ -44,8 +44,13 @@ feedback = sa.Table(
     metadata,
     sa.Column("request_id", sa.String(64), primary_key=True),
     sa.Column("label", sa.String(256), nullable=False),
-    sa.Column("ts", sa.Float, nullable=False),
+    sa.Column("ts", sa.Float, nullable=False, index=True),
+    # Which API key gave the label (its name, or "anonymous" with keys off): the export checks that no
+    # one key dominates a retraining batch. Tables made before the column existed get it on open.
+    sa.Column("given_by", sa.String(256), nullable=True),
 )
+_migrated: set[str] = set()
+_migrate_lock = threading.Lock()
 
 
 class UnknownRequest(LookupError):
@@ -73,8 +78,17 @@ class PredictionRow:
 
 
 def open_store(url: str) -> sa.Engine:
-    """The process's engine for the prediction log at ``url``, its tables created on first use."""
-    return open_tables(url, metadata)
+    """The process's engine for the prediction log at ``url``, its tables created (or brought up to
+    date) on first use."""
+    engine = open_tables(url, metadata)
+    with _migrate_lock:
+        if url not in _migrated:
+            columns = {column["name"] for column in sa.inspect(engine).get_columns("feedback")}
+            if "given_by" not in columns:
+                with engine.begin() as connection:
+                    connection.execute(sa.text("ALTER TABLE feedback ADD COLUMN given_by VARCHAR(256)"))
+            _migrated.add(url)
+    return engine
 
 
 class PredictionLog:
@@ -107,7 +121,7 @@ class PredictionLog:
         self._queue.put(None)
         self._writer.join()
 
-    def add_feedback(self, request_id: str, label: str, now: float | None = None) -> None:
+    def add_feedback(self, request_id: str, label: str, given_by: str, now: float | None = None) -> None:
         self.flush()  # the prediction may still be queued
         with self.engine.begin() as connection:
             known = connection.execute(
@@ -121,8 +135,18 @@ class PredictionLog:
             if exists is not None:
                 raise FeedbackExists(f"feedback for {request_id!r} is already recorded")
             connection.execute(
-                feedback.insert().values(request_id=request_id, label=label, ts=now or time.time())
+                feedback.insert().values(
+                    request_id=request_id, label=label, ts=now or time.time(), given_by=given_by
+                )
             )
+
+    def delete_older_than(self, cutoff: float) -> tuple[int, int]:
+        """Delete predictions and feedback from before ``cutoff``: (predictions, feedback) deleted."""
+        self.flush()
+        with self.engine.begin() as connection:
+            removed_feedback = connection.execute(feedback.delete().where(feedback.c.ts < cutoff)).rowcount
+            removed = connection.execute(predictions.delete().where(predictions.c.ts < cutoff)).rowcount
+        return int(removed), int(removed_feedback)
 
     def count(self) -> int:
         with self.engine.connect() as connection:
@@ -204,16 +228,37 @@ def answered_rows(url: str, model_version: str, start: float, end: float) -> lis
         return [dict(row._mapping) for row in connection.execute(query)]
 
 
-def labelled_texts_since(url: str, since: float) -> list[tuple[str, str, str]]:
-    """(request id, text, true label) of feedback given since ``since``, on predictions that kept text."""
+@dataclass(frozen=True)
+class LabelledText:
+    """A text with the label feedback gave it, who gave it, and what the answering model said."""
+
+    request_id: str
+    text: str
+    label: str
+    given_by: str | None
+    predicted: str | None
+    confidence: float | None
+    role: str
+
+
+def labelled_texts_since(url: str, since: float) -> list[LabelledText]:
+    """Feedback given since ``since`` on predictions that kept their text, oldest request id first."""
     query = (
-        sa.select(predictions.c.request_id, predictions.c.text, feedback.c.label)
+        sa.select(
+            predictions.c.request_id,
+            predictions.c.text,
+            feedback.c.label,
+            feedback.c.given_by,
+            predictions.c.label.label("predicted"),
+            predictions.c.confidence,
+            predictions.c.role,
+        )
         .join(feedback, feedback.c.request_id == predictions.c.request_id)
         .where(feedback.c.ts >= since, predictions.c.text.is_not(None))
         .order_by(predictions.c.request_id)
     )
     with open_store(url).connect() as connection:
-        return [(row.request_id, row.text, row.label) for row in connection.execute(query)]
+        return [LabelledText(**row._mapping) for row in connection.execute(query)]
 
 
 def answered_request_ids(url: str) -> set[str]:
