@@ -343,7 +343,7 @@ def create_app(
     @app.post(
         "/predict",
         response_model=PredictResponse,
-        responses=error_responses((401, 403, 413, 422, 429, 500, 503)),
+        responses=error_responses((400, 401, 403, 413, 422, 429, 500, 503)),
     )
     async def predict(
         body: PredictRequest,
@@ -406,7 +406,7 @@ def create_app(
         "/feedback",
         status_code=201,
         response_model=FeedbackResponse,
-        responses=error_responses((401, 403, 404, 409, 413, 422, 429, 503)),
+        responses=error_responses((400, 401, 403, 404, 409, 413, 422, 429, 503)),
     )
     async def add_feedback(
         body: FeedbackRequest,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+MAX_TRACKED_KEYS = 10_000
+
 
 @dataclass
 class _Bucket:
@@ -31,6 +33,8 @@ class KeyQuotas:
             return 0.0
         bucket = self._buckets.get(key)
         if bucket is None:
+            if len(self._buckets) >= MAX_TRACKED_KEYS:
+                self._forget_full(now)
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate_per_second)
         bucket.updated = now
@@ -38,6 +42,13 @@ class KeyQuotas:
             bucket.tokens -= 1
             return 0.0
         return (1 - bucket.tokens) / self.rate_per_second
+
+    def _forget_full(self, now: float) -> None:
+        """Drop buckets that have refilled: forgetting them changes nothing, and many client addresses
+        (keys off) must not grow the table without end."""
+        refill = self.burst / self.rate_per_second
+        for key in [key for key, bucket in self._buckets.items() if now - bucket.updated >= refill]:
+            del self._buckets[key]
 
     def enter(self, key: str) -> bool:
         """Count a request of ``key`` in flight, unless it already has ``max_concurrent``."""
