@@ -22,8 +22,9 @@ from bertloop.core import constants
 from bertloop.core.config import PlatformConfig
 from bertloop.core.stores import predictions
 from bertloop.core.stores.drift_history import CheckRecord, DriftHistory
-from drift import export, features, reference, signals
+from drift import export, features, poisoning, reference, signals
 from drift.detectors import Signal
+from drift.poisoning import PoisoningPolicy
 from drift.report import write_reports
 from drift.storm import RetrainHistory, StormPolicy, may_retrain
 from modeling.runner import ClassifierRunner
@@ -97,6 +98,14 @@ def run_check(
             max_cooldown_seconds=config.drift.max_cooldown_minutes * 60,
         ),
     )
+    verdict = poisoning.screen(labelled, PoisoningPolicy.from_config(config.drift))
+    if decision.allowed and verdict.quarantined:
+        folder = export.quarantine_export(config, labelled, snapshot, verdict)
+        reason = f"drift confirmed; the feedback export looks poisoned and is in quarantine at {folder}: "
+        return _record(
+            config, now, champion, rows, found, reason + "; ".join(verdict.reasons), report=report,
+            snapshot=snapshot,
+        )  # fmt: skip
     data_path = export.write_batch(config, labelled, snapshot) if decision.allowed else None
     return _record(
         config, now, champion, rows, found, f"drift confirmed; {decision.reason}", report=report,

@@ -35,7 +35,9 @@ NEW_TOPIC = [
 ]
 
 
-def _log_window(config: PlatformConfig, texts: list[str], truths: list[str], now: float) -> None:
+def _log_window(
+    config: PlatformConfig, texts: list[str], truths: list[str], now: float, given_by: str | None = None
+) -> None:
     served = load_from_registry(config, "1")
     predictions = served.predict(texts)
     log = PredictionLog(config.prediction_log_url)
@@ -50,7 +52,7 @@ def _log_window(config: PlatformConfig, texts: list[str], truths: list[str], now
         )  # fmt: skip
     log.record(rows)
     for index, (request_id, truth) in enumerate(zip(ids, truths, strict=True)):
-        log.add_feedback(request_id, truth, given_by=f"labeller-{index % 3}", now=time.time())
+        log.add_feedback(request_id, truth, given_by=given_by or f"labeller-{index % 3}", now=time.time())
     log.close()
 
 
@@ -108,6 +110,26 @@ def test_no_shift_no_alarm_then_shift_triggers_once(drift_config: PlatformConfig
 
     picture = plot_timeline(drift_config, drift_config.workspace / "timeline.png", [(2, "retrain")])
     assert Image.open(picture).size[0] > 500
+
+
+def test_feedback_dominated_by_one_key_is_quarantined_not_retrained_on(
+    drift_config: PlatformConfig, tmp_path: Path
+) -> None:
+    # A ledger of its own: storm control has seen no earlier trigger, so only the screen can stop this.
+    config = drift_config.model_copy(
+        update={
+            "canary": drift_config.canary.model_copy(update={"ledger_url": f"sqlite:///{tmp_path / 'l.db'}"})
+        }
+    )
+    start = time.time() + 300_000
+    generator = random.Random(9)
+    drifted = [" ".join(generator.sample(NEW_TOPIC, 6)) + f" poisoned {i}" for i in range(400)]
+    _log_window(config, drifted, ["sport"] * 400, start, given_by="mallory")
+    outcome = check(config, now=start)
+    assert outcome.confirmed and not outcome.triggered and outcome.data_path is None, outcome
+    assert "quarantine" in outcome.reason and "'mallory' gave 400" in outcome.reason
+    folder = config.workspace / "quarantine" / f"drift-feedback-{outcome.snapshot[:12]}"
+    assert (folder / "report.md").is_file() and (folder / "poisoning_evidence.json").is_file()
 
 
 def test_too_small_a_window_gives_no_verdict(drift_config: PlatformConfig) -> None:
