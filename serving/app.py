@@ -27,7 +27,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from bertloop.core import constants
 from bertloop.core.config import ConfigError, PlatformConfig
@@ -54,7 +53,7 @@ from serving.contract import (
     documented_limits,
     error_responses,
 )
-from serving.limits import MaxBodySize
+from serving.limits import MaxBodySize, TrustedHosts
 from serving.metrics import GatewayMetrics
 from serving.models import RegistryWatcher, RoutingState, ServedModel
 from serving.quotas import KeyQuotas, retry_after_header
@@ -322,7 +321,7 @@ def create_app(
     app.state.access = access
     # The last added runs first: the Host check, then the body limit, then FastAPI parses.
     app.add_middleware(MaxBodySize, max_bytes=config.serving.max_body_bytes)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=config.serving.trusted_hosts)
+    app.add_middleware(TrustedHosts, allowed_hosts=config.serving.trusted_hosts)
 
     @app.exception_handler(RequestValidationError)
     async def readable_validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -1,8 +1,10 @@
-"""Request limits enforced before the body is parsed: a maximum body size (413)."""
+"""Request limits enforced before the body is parsed: a known Host header (400) and a maximum body
+size (413), each refused with the gateway's one error body."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -59,15 +61,43 @@ class MaxBodySize:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"detail": f"request body over {self.max_bytes} bytes; send less"}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
+        await send_error(send, 413, f"request body over {self.max_bytes} bytes; send less")
+
+
+class TrustedHosts:
+    """ASGI middleware: a Host header outside ``allowed`` gets a 400 (this stops DNS rebinding).
+
+    ``"*"`` allows any host and ``"*.example.com"`` any subdomain, as in Starlette's middleware, whose
+    plain-text answer this replaces with the JSON error body every other refusal has.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]):
+        self.app = app
+        self.allowed = [host.lower() for host in allowed_hosts]
+
+    def _allows(self, host: str) -> bool:
+        return any(
+            pattern == "*" or host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:]))
+            for pattern in self.allowed
         )
-        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            raw = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            host = raw.rsplit(":", 1)[0] if not raw.endswith("]") else raw
+            if not self._allows(host.lower()):
+                await send_error(send, 400, "unknown Host header; add the name to serving.trusted_hosts")
+                return
+        await self.app(scope, receive, send)
+
+
+async def send_error(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
