@@ -17,38 +17,28 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Security
+from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bertloop.core import constants
-from bertloop.core.config import ConfigError, PlatformConfig
-from bertloop.core.secrets import api_key_lines, gateway_secret
+from bertloop.core.config import PlatformConfig
+from bertloop.core.secrets import gateway_secret
 from bertloop.core.stores.predictions import FeedbackExists, PredictionLog, PredictionRow, UnknownRequest
 from serving import provenance
-from serving.auth import (
-    ANONYMOUS,
-    SCOPE_FEEDBACK,
-    SCOPE_METRICS,
-    SCOPE_PREDICT,
-    SCOPES,
-    Caller,
-    KeyRing,
-    is_loopback,
-    keys_required,
-)
+from serving.access import admit, build_access
+from serving.auth import SCOPE_FEEDBACK, SCOPE_METRICS, SCOPE_PREDICT, Caller
 from serving.batching import MicroBatcher
 from serving.contract import (
     ErrorBody,
+    FeedbackRequest,
     FeedbackResponse,
     Health,
+    PredictRequest,
     PredictResponse,
     documented_limits,
     error_responses,
@@ -56,51 +46,9 @@ from serving.contract import (
 from serving.limits import MaxBodySize, TrustedHosts
 from serving.metrics import GatewayMetrics
 from serving.models import RegistryWatcher, RoutingState, ServedModel
-from serving.quotas import KeyQuotas, retry_after_header
 from serving.routing import choose_role, hash_caller
 
 log = logging.getLogger(__name__)
-
-
-def _encodable(value: str) -> str:
-    """Refuse text that is not valid Unicode (a lone surrogate such as \\ud800 is valid JSON): it would
-    fail the tokenizer and the prediction log far from the request that carried it."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise ValueError(
-            f"holds {value[error.start : error.end]!a} at position {error.start}, which is not valid Unicode "
-            "(a lone surrogate); send UTF-8 text"
-        ) from None
-    return value
-
-
-ValidText = Annotated[StrictStr, AfterValidator(_encodable)]
-# Identifiers are short: an error that names one never echoes a megabyte back.
-RequestId = Annotated[StrictStr, Field(min_length=1, max_length=64), AfterValidator(_encodable)]
-CallerKey = Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_encodable)]
-
-
-class PredictRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    text: ValidText | None = None
-    texts: list[ValidText] | None = None
-    caller_key: CallerKey | None = None
-
-
-class FeedbackRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    request_id: RequestId
-    label: ValidText
-    feedback_token: Annotated[StrictStr, Field(min_length=1, max_length=128)] = Field(
-        description="The feedback_token /predict returned with this request id, sent by the same caller."
-    )
-
-
-_bearer = HTTPBearer(auto_error=False, scheme_name="bearer", description="Authorization: Bearer <key>")
-_api_key = APIKeyHeader(
-    name="X-API-Key", auto_error=False, scheme_name="apiKey", description="X-API-Key: <key>"
-)
 
 
 class Gateway:
@@ -218,49 +166,6 @@ class Gateway:
         return rows
 
 
-@dataclass(frozen=True)
-class Access:
-    """Who may call, fixed when the app is built: the key ring, whether keys are required, the quotas."""
-
-    keys: KeyRing
-    require_keys: bool
-    quotas: KeyQuotas
-
-
-def admit(scope: str) -> Callable[..., AsyncIterator[Caller]]:
-    """A dependency: the caller's key and scope checked, then its rate and in-flight allowance."""
-
-    async def dependency(
-        request: Request,
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-        api_key: Annotated[str | None, Security(_api_key)],
-    ) -> AsyncIterator[Caller]:
-        access: Access = request.app.state.access
-        caller = _authenticate(access, scope, bearer.credentials if bearer else api_key)
-        if scope == SCOPE_METRICS:
-            yield caller
-            return
-        quotas = access.quotas
-        # With keys off every caller is "anonymous": each client address gets its own allowance.
-        quota_key = caller.identity if access.require_keys else f"address:{_client(request)}"
-        if (wait := quotas.take(quota_key, time.monotonic())) > 0:
-            raise HTTPException(
-                429, f"rate limit of {quotas.rate_per_second:g}/s for this key; retry later",
-                headers={"Retry-After": retry_after_header(wait)},
-            )  # fmt: skip
-        if not quotas.enter(quota_key):
-            raise HTTPException(
-                429, f"this key already has {quotas.max_concurrent} requests in flight",
-                headers={"Retry-After": "1"},
-            )  # fmt: skip
-        try:
-            yield caller
-        finally:
-            quotas.leave(quota_key)
-
-    return dependency
-
-
 def create_app(
     config: PlatformConfig,
     watcher: RegistryWatcher | None = None,
@@ -268,30 +173,8 @@ def create_app(
     bind_host: str | None = None,
 ) -> FastAPI:
     """The gateway app. Refuses (ConfigError) to be built when keys are required and none are set."""
-    host = bind_host or config.serving.host
-    keys = KeyRing.parse(api_key_lines(config))
-    require_keys = keys_required(config.serving.auth, host, len(keys))
-    if require_keys and not keys:
-        raise ConfigError(
-            f"the gateway requires API keys (serving.auth={config.serving.auth}, host {host}) but none are "
-            "configured: set serving.api_keys_file or BERTLOOP_API_KEYS to lines '<key> <scopes>' "
-            "(scopes: predict, feedback, metrics), or serve on 127.0.0.1"
-        )
-    if config.serving.auth == "off" and not is_loopback(host):
-        log.warning(
-            "!!! serving.auth is off and the gateway listens on %s: ANYONE who can reach it may predict, "
-            "label and read metrics. Configure API keys. !!!", host,
-        )  # fmt: skip
+    access = build_access(config, bind_host or config.serving.host)
     secret = gateway_secret(config)
-    access = Access(
-        keys,
-        require_keys,
-        KeyQuotas(
-            config.serving.rate_limit_per_second,
-            config.serving.rate_limit_burst,
-            config.serving.max_concurrent_per_key,
-        ),
-    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -465,25 +348,6 @@ def create_app(
 
     app.openapi = documented_limits(app, config)  # type: ignore[method-assign]
     return app
-
-
-def _authenticate(access: Access, scope: str, presented: str | None) -> Caller:
-    if not access.require_keys:
-        return Caller(ANONYMOUS, SCOPES)
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if not presented:
-        raise HTTPException(401, "an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key'",
-                            headers=challenge)  # fmt: skip
-    caller = access.keys.authenticate(presented)
-    if caller is None:
-        raise HTTPException(401, "the API key is not valid", headers=challenge)
-    if scope not in caller.scopes:
-        raise HTTPException(403, f"this API key lacks the '{scope}' scope")
-    return caller
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _log_writable(gateway: Gateway) -> None:

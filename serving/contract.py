@@ -1,17 +1,52 @@
-"""The gateway's published contract: response bodies, the one error body, and the OpenAPI document
-with the configured limits written into it, so what the schema allows is what the checks accept."""
+"""The gateway's published contract: request and response bodies, the one error body, and the OpenAPI
+document with the configured limits written into it, so what the schema allows is what the checks accept."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 
 from bertloop.core.config import PlatformConfig
+
+
+def _encodable(value: str) -> str:
+    """Refuse text that is not valid Unicode (a lone surrogate such as \\ud800 is valid JSON): it would
+    fail the tokenizer and the prediction log far from the request that carried it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"holds {value[error.start : error.end]!a} at position {error.start}, which is not valid Unicode "
+            "(a lone surrogate); send UTF-8 text"
+        ) from None
+    return value
+
+
+ValidText = Annotated[StrictStr, AfterValidator(_encodable)]
+# Identifiers are short: an error that names one never echoes a megabyte back.
+RequestId = Annotated[StrictStr, Field(min_length=1, max_length=64), AfterValidator(_encodable)]
+CallerKey = Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_encodable)]
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: ValidText | None = None
+    texts: list[ValidText] | None = None
+    caller_key: CallerKey | None = None
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: RequestId
+    label: ValidText
+    feedback_token: Annotated[StrictStr, Field(min_length=1, max_length=128)] = Field(
+        description="The feedback_token /predict returned with this request id, sent by the same caller."
+    )
 
 
 class ErrorBody(BaseModel):
