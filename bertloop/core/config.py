@@ -394,11 +394,12 @@ class DriftConfig(_Section):
         default=0.9, gt=0, le=1, description="A champion answer this confident counts as a contradiction."
     )
     export_max_contradiction_share: float = Field(
-        default=0.3,
+        default=0.5,
         gt=0,
         le=1,
         description="A feedback export where more than this share of labels contradict a confident "
-        "champion answer is quarantined.",
+        "champion answer is quarantined. Real drift contradicts the champion too, so this catches "
+        "wholesale label flipping, not every confident mistake.",
     )
 
 
