@@ -84,7 +84,7 @@ def run_check(
         texts = random.Random(config.drift.seed).sample(texts, config.drift.max_window_texts)
     window = features.featurize(runner, texts) if texts else None
     found, skipped = signals.detect(config.drift, ref, rows, window, golden_confidences)
-    verdict = policy.decide(found, config.drift.alpha, config.drift.severe_alpha)
+    verdict = policy.decide(found, config.drift.alpha, config.drift.severe_mmd)
     report = write_reports(config, now, champion, rows, found, ref, window, verdict, skipped)
     if not verdict.confirmed:
         return _record(

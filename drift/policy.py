@@ -7,7 +7,9 @@ new weights. So the verdict has three levels:
 - **confirmed** (a retrain may start): evidence of harm, that is live accuracy
   on feedback, or the accuracy estimated from the model's (calibrated)
   confidence, significantly below what the champion showed; or a shift so large
-  that it passes the much stricter ``severe_alpha``;
+  that its size, not only its significance, passes a separate threshold
+  (``severe_mmd`` on the sentence-embedding MMD²: with a few hundred texts any
+  real shift is "significant", so only an effect size can say "large");
 - **warning** (reported on the timeline, starts nothing): an input or
   prediction shift without any sign of harm;
 - **none**.
@@ -17,7 +19,7 @@ family, adjusted with Holm's step-down method, so the chance that *any* signal
 fires on a window without drift is at most ``alpha`` (Holm controls the
 family-wise error rate under any dependence between the signals). A confirmation
 needs a firing signal, so the false-confirmation rate per check is at most
-``alpha`` as well. The strict threshold applies to the same adjusted p-values.
+``alpha`` as well.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ CONFIRMED: Final = "confirmed"
 
 # Signals that measure harm: what the model got wrong, or is expected to.
 HARM_SIGNALS = frozenset({"accuracy", "estimated_accuracy"})
+# The shift whose size alone can confirm: meaning moved, whatever the words.
+SEVERE_SIGNAL = "embedding_mmd"
 
 
 @dataclass(frozen=True)
@@ -67,14 +71,18 @@ def holm(p_values: Mapping[str, float]) -> dict[str, float]:
     return adjusted
 
 
-def decide(signals: Sequence[Signal], alpha: float, severe_alpha: float) -> Verdict:
+def decide(signals: Sequence[Signal], alpha: float, severe_mmd: float) -> Verdict:
     """The verdict of one check; a signal counts only if its adjusted p-value is below ``alpha`` and
     its own effect-size condition (``Signal.drifted``, judged at the raw level) holds."""
     tested = {signal.name: signal.p_value for signal in signals if signal.p_value is not None}
     adjusted = holm(tested)
     fired = [s.name for s in signals if s.drifted and s.name in adjusted and adjusted[s.name] < alpha]
     harm = [name for name in fired if name in HARM_SIGNALS]
-    severe = [name for name in fired if name not in HARM_SIGNALS and adjusted[name] < severe_alpha]
+    severe = [
+        s.name
+        for s in signals
+        if s.name == SEVERE_SIGNAL and s.name in fired and severe_mmd > 0 and s.statistic >= severe_mmd
+    ]
     shift = [name for name in fired if name not in HARM_SIGNALS]
     if harm:
         reason = f"drift confirmed: harm shown by {', '.join(harm)}"
@@ -84,7 +92,8 @@ def decide(signals: Sequence[Signal], alpha: float, severe_alpha: float) -> Verd
     if severe:
         return Verdict(
             CONFIRMED,
-            f"drift confirmed: a shift beyond the strict threshold ({severe_alpha:g}) in {', '.join(severe)}",
+            f"drift confirmed: a shift beyond the severe threshold in {', '.join(severe)} "
+            f"(MMD² at least {severe_mmd:g}), harm or not",
             adjusted, fired, harm, severe,
         )  # fmt: skip
     if shift:

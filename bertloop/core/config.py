@@ -349,12 +349,11 @@ class DriftConfig(_Section):
     )
     accuracy_margin: float = Field(default=0.02, ge=0, le=1)
     min_feedback: int = Field(default=50, ge=1)
-    severe_alpha: float = Field(
-        default=1e-6,
-        gt=0,
-        lt=1,
-        description="A shift this significant (Bonferroni over the check's signals) confirms drift without "
-        "evidence of harm; a smaller shift without harm is a warning and starts no retrain.",
+    severe_mmd: float = Field(
+        default=0.05,
+        ge=0,
+        description="A significant embedding shift with MMD² this large confirms drift without evidence of "
+        "harm; a smaller shift without harm is a warning and starts no retrain. 0: never.",
     )
     baseline_size: int = Field(
         default=400,

@@ -14,8 +14,8 @@ from drift.detectors import Signal
 from drift.features import Features
 
 
-def _signal(name: str, p_value: float, drifted: bool | None = None) -> Signal:
-    return Signal(name, 0.0, p_value, p_value < 0.01 if drifted is None else drifted, "")
+def _signal(name: str, p_value: float, drifted: bool | None = None, statistic: float = 0.0) -> Signal:
+    return Signal(name, statistic, p_value, p_value < 0.01 if drifted is None else drifted, "")
 
 
 def test_holm_matches_the_step_down_by_hand() -> None:
@@ -37,7 +37,7 @@ def test_a_shift_without_harm_is_a_warning_that_starts_nothing() -> None:
     verdict = policy.decide(
         [_signal("embedding_mmd", 1e-5), _signal("label_distribution", 1e-4), _signal("accuracy", 0.6)],
         alpha=0.01,
-        severe_alpha=1e-9,
+        severe_mmd=0.05,
     )
     assert verdict.level == policy.WARNING and not verdict.confirmed
     assert set(verdict.fired) == {"embedding_mmd", "label_distribution"} and not verdict.harm
@@ -46,7 +46,7 @@ def test_a_shift_without_harm_is_a_warning_that_starts_nothing() -> None:
 
 def test_a_shift_with_harm_confirms() -> None:
     verdict = policy.decide(
-        [_signal("embedding_mmd", 1e-5), _signal("accuracy", 1e-4)], alpha=0.01, severe_alpha=1e-9
+        [_signal("embedding_mmd", 1e-5), _signal("accuracy", 1e-4)], alpha=0.01, severe_mmd=0.05
     )
     assert verdict.confirmed and verdict.harm == ["accuracy"]
     assert "harm shown by accuracy" in verdict.reason and "shifted: embedding_mmd" in verdict.reason
@@ -54,22 +54,30 @@ def test_a_shift_with_harm_confirms() -> None:
 
 def test_harm_estimated_from_confidence_confirms_without_feedback() -> None:
     verdict = policy.decide(
-        [_signal("confidence", 1e-6), _signal("estimated_accuracy", 1e-5)], alpha=0.01, severe_alpha=1e-12
+        [_signal("confidence", 1e-6), _signal("estimated_accuracy", 1e-5)], alpha=0.01, severe_mmd=0.05
     )
     assert verdict.confirmed and verdict.harm == ["estimated_accuracy"]
 
 
-def test_only_a_shift_beyond_the_strict_threshold_confirms_on_its_own() -> None:
-    mild = policy.decide([_signal("embedding_mmd", 1e-8), _signal("text_length", 0.5)], 0.01, 1e-9)
-    severe = policy.decide([_signal("embedding_mmd", 1e-12), _signal("text_length", 0.5)], 0.01, 1e-9)
-    assert mild.level == policy.WARNING  # 1e-8 x 2 signals is not below 1e-9
-    assert severe.confirmed and severe.severe == ["embedding_mmd"] and not severe.harm
+def test_only_a_shift_beyond_the_severe_size_confirms_on_its_own() -> None:
+    # However significant, a small shift is a warning: at a few hundred texts any real shift is significant.
+    mild = policy.decide(
+        [_signal("embedding_mmd", 1e-30, statistic=0.02), _signal("text_length", 0.5)], 0.01, 0.05
+    )
+    large = policy.decide(
+        [_signal("embedding_mmd", 1e-4, statistic=0.11), _signal("text_length", 0.5)], 0.01, 0.05
+    )
+    off = policy.decide([_signal("embedding_mmd", 1e-4, statistic=0.11)], 0.01, 0.0)
+    other = policy.decide([_signal("label_distribution", 1e-40, statistic=3.0)], 0.01, 0.05)
+    assert mild.level == policy.WARNING and large.confirmed and off.level == policy.WARNING
+    assert large.severe == ["embedding_mmd"] and not large.harm and "MMD² at least 0.05" in large.reason
+    assert other.level == policy.WARNING  # only the embedding shift's size can confirm alone
 
 
 def test_a_signal_significant_alone_but_not_after_correction_does_not_count() -> None:
     # 0.008 < alpha, but Holm over five signals asks the smallest p-value to be below 0.002.
     found = [_signal("embedding_mmd", 0.008)] + [_signal(f"s{i}", 0.5) for i in range(4)]
-    verdict = policy.decide(found, alpha=0.01, severe_alpha=1e-9)
+    verdict = policy.decide(found, alpha=0.01, severe_mmd=0.05)
     assert verdict.level == policy.NONE and verdict.adjusted["embedding_mmd"] == pytest.approx(0.04)
 
 
@@ -125,7 +133,7 @@ def test_false_confirmations_under_the_null_stay_within_the_configured_rate() ->
         window = _features(rng, 120)
         found, skipped = signals.detect(settings, base, _rows(window, rng), window, None)
         assert not skipped
-        verdict = policy.decide(found, settings.alpha, settings.severe_alpha)
+        verdict = policy.decide(found, settings.alpha, settings.severe_mmd)
         fired_any += bool(verdict.fired)
         confirmed += verdict.confirmed
         for signal in found:
@@ -145,7 +153,7 @@ def test_a_drifted_and_harmful_window_confirms_and_a_harmless_shift_warns() -> N
     training = reference.build("1", _features(rng, 400), settings.rare_token_count, golden_accuracy=0.9)
     base = reference.baseline(training, _features(rng, 300), settings.rare_token_count, 0.9, "baseline")
     shifted = _features(rng, 150, drift=True)
-    never = float(np.finfo(float).tiny)  # no shift is severe here: harm alone decides
+    never = 0.0  # no shift is severe here: harm alone decides
     harmless = policy.decide(
         signals.detect(settings, base, _rows(shifted, rng), shifted, None)[0], 0.01, never
     )
