@@ -196,8 +196,10 @@ def print_drift(report: dict[str, Any]) -> None:
         score = check["drift_score"]
         print(
             f"  {name:<14} champion v{check['champion']}  drift score {score:.4f}  live accuracy {accuracy}  "
-            f"retrain: {bool(check['triggered'])}  ({check['reason']})"
+            f"verdict: {check.get('level') or 'none'}  retrain: {bool(check['triggered'])}"
+            f"  ({check['reason']})"
         )
+        print(f"  {'':<14} compared with the {check.get('reference') or 'reference'}")
     print(f"  timeline picture: {report['timeline']}")
     if report["checks"][0]["triggered"]:
         raise SystemExit("steady traffic started a retrain; it must not")

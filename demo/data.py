@@ -102,7 +102,6 @@ def write_inputs(workspace: Path, seed: int, golden_size: int, batch_size: int) 
             "min_window_size": 200,
             "reference_size": 400,
             "embedding_sample": 200,
-            "permutations": 200,
             "min_feedback": 50,
             "max_window_texts": 300,
             "cooldown_minutes": 0,

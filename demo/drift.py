@@ -76,11 +76,19 @@ def plot_timeline(config: PlatformConfig, path: Path, events: list[tuple[int, st
     accuracy_axis.set_ylabel("live accuracy", color="tab:blue")
     accuracy_axis.set_ylim(0, 1.05)
     accuracy_axis.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    from drift.report import timeline_verdict
+
+    words = {"retrain": "retrain triggered", "drift": "drift confirmed", "warning": "warning: shift, no harm",
+             "quiet": "no drift"}  # fmt: skip
+    colours = {"retrain": "tab:red", "drift": "tab:red", "warning": "tab:orange", "quiet": "tab:green"}
     for index, row in history.iterrows():
-        verdict = "retrain triggered" if row["triggered"] else ("drift" if row["confirmed"] else "no drift")
+        verdict = timeline_verdict(row)
+        drift_axis.plot(
+            [index + 1], [row["drift_score"]], "D", color=colours[verdict], markersize=9, zorder=3
+        )
         drift_axis.annotate(
-            f"{row['drift_score']:.3f}: {verdict}", (index + 1, row["drift_score"]),
-            textcoords="offset points", xytext=(0, 9), ha="center", fontsize=8, color="tab:red",
+            f"{row['drift_score']:.3f}: {words[verdict]}", (index + 1, row["drift_score"]),
+            textcoords="offset points", xytext=(0, 9), ha="center", fontsize=8, color=colours[verdict],
         )  # fmt: skip
     for position, label in events:  # an event happens after check ``position``
         drift_axis.axvline(position + 0.5, color="grey", linestyle="--")

@@ -1,9 +1,11 @@
 """One drift check: a window of the prediction log against the champion's reference, and its verdict.
 
 A thin composition of the drift jobs: the window comes from the prediction log,
-the reference from :mod:`drift.reference` (its texts from a source the caller
-hands in), the signals and the confirmation rule from :mod:`drift.signals`,
-storm control from :mod:`drift.storm`, the reports from :mod:`drift.report`.
+the reference from :mod:`drift.reference` (the champion's live baseline, or its
+training texts from a source the caller hands in, reweighted to the window), the
+signals from :mod:`drift.signals`, the verdict (none, warning, confirmed) from
+:mod:`drift.policy`, storm control from :mod:`drift.storm`, the reports from
+:mod:`drift.report`.
 Every check is appended to the drift history; a check that starts a retrain
 exports the feedback it will train on into the landing folder.
 """
@@ -12,21 +14,25 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import Field
 
 from bertloop.core import constants
-from bertloop.core.config import PlatformConfig
+from bertloop.core.config import DriftConfig, PlatformConfig
 from bertloop.core.stores import predictions
 from bertloop.core.stores.drift_history import CheckRecord, DriftHistory
-from drift import export, features, poisoning, reference, signals
-from drift.detectors import Signal
+from bertloop.core.stores.ledger import Ledger
+from drift import export, features, poisoning, policy, reference, signals
+from drift.detectors import Signal, accuracy_drift
 from drift.poisoning import PoisoningPolicy
 from drift.report import write_reports
 from drift.storm import RetrainHistory, StormPolicy, may_retrain
+from intake.datasets import load_golden_set
 from modeling.runner import ClassifierRunner
 from registry import mlflow_registry as registry
 
@@ -40,7 +46,7 @@ class CheckOutcome(CheckRecord):
 
     @property
     def fired(self) -> list[str]:
-        return [signal["name"] for signal in self.signals if signal["drifted"]]
+        return [signal["name"] for signal in self.signals if signal["counted"]]
 
 
 def run_check(
@@ -66,19 +72,24 @@ def run_check(
     runner = ClassifierRunner.from_components(
         *registry.load_version(name, champion), config.training.max_length
     )
-    ref = reference.load_or_build(
-        champion, runner, training_texts, facts.golden_accuracy, config.drift, config.workspace / "drift"
+    cache = config.workspace / "drift"
+    training = reference.load_or_build(
+        champion, runner, training_texts, facts.golden_accuracy, config.drift, cache
     )
+    ref, rows, golden_confidences = _choose_reference(config, runner, training, champion, rows, now)
+    if ref is None:
+        reason = "no verdict: the window's predicted classes are not in the reference"
+        return _record(config, now, champion, rows, [], reason)
     texts = [row["text"] for row in rows if row["text"]]
     if len(texts) > config.drift.max_window_texts:  # input signals need a sample, not every text
         texts = random.Random(config.drift.seed).sample(texts, config.drift.max_window_texts)
     window = features.featurize(runner, texts) if texts else None
-    found = signals.detect(config.drift, ref, rows, window)
-    report = write_reports(config, now, champion, rows, found, ref, window)
-    if not signals.confirmed(found, config.drift.min_signals):
-        fired = [signal.name for signal in found if signal.drifted] or ["none"]
+    found, skipped = signals.detect(config.drift, ref, rows, window, golden_confidences)
+    verdict = policy.decide(found, config.drift.alpha, config.drift.severe_mmd)
+    report = write_reports(config, now, champion, rows, found, ref, window, verdict, skipped)
+    if not verdict.confirmed:
         return _record(
-            config, now, champion, rows, found, f"no confirmed drift (fired: {fired})", report=report
+            config, now, champion, rows, found, verdict.reason, report=report, verdict=verdict, ref=ref
         )
     labelled = export.labelled_feedback(config.prediction_log_url, since=facts.trained_at)
     snapshot = export.snapshot_id(labelled)
@@ -98,19 +109,77 @@ def run_check(
             max_cooldown_seconds=config.drift.max_cooldown_minutes * 60,
         ),
     )
-    verdict = poisoning.screen(labelled, PoisoningPolicy.from_config(config.drift))
-    if decision.allowed and verdict.quarantined:
-        folder = export.quarantine_export(config, labelled, snapshot, verdict)
-        reason = f"drift confirmed; the feedback export looks poisoned and is in quarantine at {folder}: "
+    screened = poisoning.screen(labelled, PoisoningPolicy.from_config(config.drift))
+    if decision.allowed and screened.quarantined:
+        folder = export.quarantine_export(config, labelled, snapshot, screened)
+        reason = f"{verdict.reason}; the feedback export looks poisoned and is in quarantine at {folder}: "
         return _record(
-            config, now, champion, rows, found, reason + "; ".join(verdict.reasons), report=report,
-            snapshot=snapshot,
+            config, now, champion, rows, found, reason + "; ".join(screened.reasons), report=report,
+            snapshot=snapshot, verdict=verdict, ref=ref,
         )  # fmt: skip
     data_path = export.write_batch(config, labelled, snapshot) if decision.allowed else None
     return _record(
-        config, now, champion, rows, found, f"drift confirmed; {decision.reason}", report=report,
-        triggered=decision.allowed, snapshot=snapshot, data_path=data_path,
+        config, now, champion, rows, found, f"{verdict.reason}; {decision.reason}", report=report,
+        triggered=decision.allowed, snapshot=snapshot, data_path=data_path, verdict=verdict, ref=ref,
     )  # fmt: skip
+
+
+def _choose_reference(
+    config: PlatformConfig,
+    runner: ClassifierRunner,
+    training: reference.Reference,
+    champion: str,
+    rows: list[dict[str, Any]],
+    now: float,
+) -> tuple[reference.Reference | None, list[dict[str, Any]], np.ndarray | None]:
+    """The champion's live baseline when it is complete, accepted, and the window lies after it (the
+    window then loses the rows the baseline holds); otherwise the training reference reweighted to
+    the window's predicted class mix, with the champion's confidences on the golden set."""
+    settings = config.drift
+    promoted_at = Ledger(config.ledger_url).alias_set_at(
+        config.registry.model_name, constants.CHAMPION_ALIAS, champion
+    )
+    if settings.baseline_size and promoted_at is not None:
+        since = predictions.answered_rows(config.prediction_log_url, champion, promoted_at, now)
+        first = since[: settings.baseline_size]
+        after = [row for row in rows if first and row["ts"] > first[-1]["ts"]]
+        usable = len(first) == settings.baseline_size and len(after) >= settings.min_window_size
+        if usable and all(row["text"] for row in first):
+            accuracy, rejected = _baseline_accuracy(first, training.accuracy, settings)
+            if rejected is None:
+                baseline = reference.load_or_build_baseline(
+                    training, runner, first, accuracy, settings, config.workspace / "drift", promoted_at
+                )
+                return baseline, after, None
+    reweighted = reference.reweighted(training, Counter(row["label"] for row in rows))
+    return reweighted, rows, _golden_confidences(config, runner, champion)
+
+
+def _baseline_accuracy(
+    rows: list[dict[str, Any]], golden_accuracy: float | None, settings: DriftConfig
+) -> tuple[float | None, str | None]:
+    """The accuracy live feedback is held to (the baseline's own where it has enough feedback, else the
+    golden set's), and why the baseline is refused: its live accuracy shown below the golden set's."""
+    judged = [row for row in rows if row.get("true_label")]
+    if len(judged) < settings.min_feedback or golden_accuracy is None:
+        return golden_accuracy, None
+    correct = sum(row["label"] == row["true_label"] for row in judged)
+    below = accuracy_drift(golden_accuracy, correct, len(judged), settings.alpha, settings.accuracy_margin)
+    if below.drifted:
+        return golden_accuracy, f"the baseline's live accuracy is below the golden set's: {below.detail}"
+    return correct / len(judged), None
+
+
+def _golden_confidences(config: PlatformConfig, runner: ClassifierRunner, champion: str) -> np.ndarray:
+    """The champion's confidence on the golden set, which it never trained on; cached per version."""
+    cache = config.workspace / "drift" / f"golden-confidences-v{champion}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    texts = load_golden_set(config).frame[config.data.text_column].astype(str).tolist()
+    confidences = np.asarray(runner.score(texts).confidences, dtype=float)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, confidences)
+    return confidences
 
 
 def _record(
@@ -124,6 +193,8 @@ def _record(
     triggered: bool = False,
     snapshot: str | None = None,
     data_path: str | None = None,
+    verdict: policy.Verdict | None = None,
+    ref: reference.Reference | None = None,
 ) -> CheckOutcome:
     embedding = next((s for s in found if s.name == signals.EMBEDDING_SIGNAL), None)
     outcome = CheckOutcome(
@@ -132,13 +203,18 @@ def _record(
         window_size=len(rows),
         drift_score=embedding.to_dict()["statistic"] if embedding else None,  # type: ignore[arg-type]
         live_accuracy=signals.live_accuracy(rows),
-        confirmed=bool(found) and signals.confirmed(found, config.drift.min_signals),
+        confirmed=verdict is not None and verdict.confirmed,
+        level=verdict.level if verdict else policy.NONE,
+        reference=ref.description if ref else None,
         triggered=triggered,
         snapshot=snapshot,
         reason=reason,
         report=str(report) if report else None,
         data_path=data_path,
-        signals=[signal.to_dict() for signal in found],
+        signals=[
+            {**signal.to_dict(), "counted": verdict is not None and signal.name in verdict.fired}
+            for signal in found
+        ],
     )
     DriftHistory(config.ledger_url).append(outcome)
     return outcome

@@ -77,30 +77,45 @@ def unknown_token_drift(
 def mmd_permutation_test(
     reference: np.ndarray, window: np.ndarray, alpha: float, permutations: int, seed: int
 ) -> Signal:
-    """Maximum mean discrepancy (RBF kernel, median bandwidth) with a permutation-calibrated p-value."""
+    """Maximum mean discrepancy (RBF kernel, median bandwidth) with a permutation-calibrated p-value.
+
+    Every permutation is scored at once: with ``a`` the 0/1 rows marking the reference side of each
+    permutation, the kernel sums are ``a K a``, ``a K b`` and the rest, one matrix product for all.
+    When no permutation reaches the observed statistic, the permutation p-value only says "below
+    1/(permutations+1)"; the tail is then read from a normal fitted to the permutation statistics,
+    so a shift far beyond the null gets the small p-value that a strict threshold can judge.
+    """
+    from scipy.stats import norm
+
     pooled = np.vstack([reference, window]).astype(np.float64)
     squared = np.sum(pooled**2, axis=1)
     distances = np.maximum(squared[:, None] + squared[None, :] - 2 * pooled @ pooled.T, 0.0)
     bandwidth = np.median(distances[np.triu_indices_from(distances, k=1)])
     kernel = np.exp(-distances / max(bandwidth, 1e-12))
-    n = len(reference)
-
-    def mmd(order: np.ndarray) -> float:
-        k = kernel[np.ix_(order, order)]
-        first, second = k[:n, :n], k[n:, n:]
-        cross = k[:n, n:]
-        m = len(order) - n
-        # The unbiased estimator: diagonal terms left out.
-        return float(
-            (first.sum() - np.trace(first)) / (n * (n - 1))
-            + (second.sum() - np.trace(second)) / (m * (m - 1))
-            - 2 * cross.mean()
-        )
-
+    n, total = len(reference), len(pooled)
+    m = total - n
     generator = np.random.default_rng(seed)
-    observed = mmd(np.arange(len(pooled)))
-    exceed = sum(mmd(generator.permutation(len(pooled))) >= observed for _ in range(permutations))
+    sides = np.zeros((permutations + 1, total))
+    sides[0, :n] = 1.0  # the observed split first
+    for row in range(1, permutations + 1):
+        sides[row, generator.permutation(total)[:n]] = 1.0
+    pulled = sides @ kernel
+    within = np.einsum("ij,ij->i", pulled, sides)  # a K a
+    across = pulled.sum(axis=1) - within  # a K b
+    other = kernel.sum() - within - 2 * across  # b K b
+    diagonal = float(np.trace(kernel))  # the same on each side's share for an RBF kernel (all ones)
+    # The unbiased estimator: diagonal terms left out.
+    statistics = (
+        (within - diagonal * n / total) / (n * (n - 1))
+        + (other - diagonal * m / total) / (m * (m - 1))
+        - 2 * across / (n * m)
+    )
+    observed, null = float(statistics[0]), statistics[1:]
+    exceed = int(np.sum(null >= observed))
     p_value = (exceed + 1) / (permutations + 1)
+    if exceed == 0 and null.std() > 0:
+        tail = float(norm.sf((observed - null.mean()) / null.std()))
+        p_value = min(p_value, max(tail, float(np.finfo(float).tiny)))  # never exactly 0
     return Signal(
         "embedding_mmd", observed, p_value, bool(p_value < alpha),
         f"MMD² {observed:.4f} on sentence embeddings, {permutations} permutations",
@@ -134,6 +149,33 @@ def confidence_drift(reference: ArrayLike, window: ArrayLike, alpha: float) -> S
     return _ks_signal(
         "confidence", reference, window, alpha,
         lambda w, r: f"mean confidence {np.mean(w):.3f} vs reference {np.mean(r):.3f}",
+    )  # fmt: skip
+
+
+def estimated_accuracy_drift(
+    window: ArrayLike, reference: ArrayLike | float, alpha: float, margin: float
+) -> Signal:
+    """Confidence-based performance estimation (CBPE): a calibrated model expects to be right as often
+    as its mean confidence says. One-sided Welch test (against a reference sample of confidences) or
+    one-sample test (against a known accuracy): is the window's expected accuracy below the
+    reference's by more than ``margin``?"""
+    from scipy.stats import ttest_1samp, ttest_ind
+
+    window = np.asarray(window, dtype=float)
+    if np.ndim(reference) == 0:
+        target = float(reference)  # type: ignore[arg-type]
+        result = ttest_1samp(window, target - margin, alternative="less")
+        where = f"{target:.1%} golden-set accuracy"
+    else:
+        sample = np.asarray(reference, dtype=float)
+        target = float(sample.mean())
+        result = ttest_ind(window, sample - margin, equal_var=False, alternative="less")
+        where = f"{target:.1%} expected on the reference"
+    expected = float(window.mean())
+    p_value = float(result.pvalue) if np.isfinite(result.pvalue) else 1.0
+    return Signal(
+        "estimated_accuracy", expected - target, p_value, bool(p_value < alpha),
+        f"expected accuracy {expected:.1%} from calibrated confidence vs {where}",
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from bertloop.core.config import PlatformConfig
 from bertloop.core.workspace import write_json_atomic
 from drift.detectors import Signal
+from drift.policy import Verdict
 
 
 def write_reports(
@@ -27,6 +28,8 @@ def write_reports(
     signals: list[Signal],
     reference: Any,
     window: Any,
+    verdict: Verdict,
+    skipped: Sequence[str] = (),
 ) -> Path:
     """``<time>.json`` (summary) and ``<time>.html`` under ``workspace/drift/reports``; returns the JSON."""
     folder = config.workspace / "drift" / "reports"
@@ -36,7 +39,18 @@ def write_reports(
         "window_minutes": config.drift.window_minutes,
         "champion": champion,
         "window_size": len(rows),
-        "signals": [signal.to_dict() for signal in signals],
+        "reference": reference.description,
+        "verdict": verdict.level,
+        "reason": verdict.reason,
+        "signals": [
+            {
+                **signal.to_dict(),
+                "adjusted_p_value": verdict.adjusted.get(signal.name),
+                "counted": signal.name in verdict.fired,
+            }
+            for signal in signals
+        ],
+        "not_judged": list(skipped),
     }
     write_json_atomic(folder / f"{stamp}.json", summary)
     render_html(folder / f"{stamp}.html", summary, rows, reference, window)
@@ -51,12 +65,20 @@ def format_timeline(history: pd.DataFrame) -> str:
     for _, row in history.iterrows():
         score = "-" if pd.isna(row["drift_score"]) else f"{row['drift_score']:.4f}"
         accuracy = "-" if pd.isna(row["live_accuracy"]) else f"{row['live_accuracy']:.1%}"
-        verdict = "retrain" if row["triggered"] else ("drift" if row["confirmed"] else "quiet")
         lines.append(
             f"{pd.Timestamp(row['ts'], unit='s'):%Y-%m-%d %H:%M:%S}  {row['champion'] or '-':>8}"
-            f"{row['window_size']:>8}{score:>9}{accuracy:>10}  {verdict}: {row['reason']}"
+            f"{row['window_size']:>8}{score:>9}{accuracy:>10}  {timeline_verdict(row)}: {row['reason']}"
         )
     return "\n".join(lines)
+
+
+def timeline_verdict(row: Any) -> str:
+    """retrain, drift (confirmed, no retrain allowed), warning (a shift without harm) or quiet."""
+    if row["triggered"]:
+        return "retrain"
+    if row["confirmed"]:
+        return "drift"
+    return "warning" if row.get("level") == "warning" else "quiet"
 
 
 def render_html(
@@ -98,6 +120,8 @@ def render_html(
     plots = base64.b64encode(buffer.getvalue()).decode()
     evidently_file = _evidently(path.with_suffix(".evidently.html"), rows, reference, window)
     table = "".join(_row(signal) for signal in summary["signals"])
+    skipped = "".join(f"<li>{html.escape(line)}</li>" for line in summary["not_judged"])
+    skipped = f"<p>Not judged:</p><ul>{skipped}</ul>" if skipped else ""
     link = f'<p><a href="{evidently_file.name}">Evidently data drift report</a></p>' if evidently_file else ""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -106,19 +130,22 @@ def render_html(
 tr.drift td{{background:#fde2e2}} tr.ok td{{background:#e6f4ea}}</style></head><body>
 <h1>Drift report: champion v{html.escape(str(summary["champion"]))}</h1>
 <p>{summary["window_size"]} predictions in the last {summary["window_minutes"]:g} minutes,
-compared with the champion's training data and its predictions on it.</p>
-<table><tr><th>signal</th><th>verdict</th><th>statistic</th><th>p-value</th><th>detail</th></tr>{table}</table>
+compared with the {html.escape(summary["reference"])}.</p>
+<p><strong>Verdict: {html.escape(summary["verdict"])}</strong>: {html.escape(summary["reason"])}</p>
+<table><tr><th>signal</th><th>verdict</th><th>statistic</th><th>p-value</th><th>Holm-adjusted</th>
+<th>detail</th></tr>{table}</table>{skipped}
 {link}<img alt="distributions" src="data:image/png;base64,{plots}"></body></html>""",
         encoding="utf-8",
     )
 
 
 def _row(signal: dict[str, Any]) -> str:
-    verdict = "DRIFT" if signal["drifted"] else "ok"
+    verdict = "DRIFT" if signal["counted"] else "ok"
     p_value = "" if signal["p_value"] is None else f"{signal['p_value']:.2g}"
+    adjusted = "" if signal["adjusted_p_value"] is None else f"{signal['adjusted_p_value']:.2g}"
     return (
-        f"<tr class={'drift' if signal['drifted'] else 'ok'}><td>{html.escape(signal['name'])}</td>"
-        f"<td>{verdict}</td><td>{_number(signal['statistic'])}</td><td>{p_value}</td>"
+        f"<tr class={'drift' if signal['counted'] else 'ok'}><td>{html.escape(signal['name'])}</td>"
+        f"<td>{verdict}</td><td>{_number(signal['statistic'])}</td><td>{p_value}</td><td>{adjusted}</td>"
         f"<td>{html.escape(signal['detail'])}</td></tr>"
     )
 
@@ -136,9 +163,7 @@ def _evidently(path: Path, rows: Sequence[dict[str, Any]], reference: Any, windo
         {
             "text_length": reference.lengths,
             "confidence": reference.confidences,
-            "predicted_label": [
-                label for label, count in reference.label_counts.items() for _ in range(count)
-            ][: len(reference.lengths)],
+            "predicted_label": reference.labels.astype(str),
         }
     )
     current = pd.DataFrame({"confidence": [row["confidence"] for row in rows],

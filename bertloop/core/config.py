@@ -367,16 +367,30 @@ class DriftConfig(_Section):
         ge=10,
         description="Texts of a window featurized for the input signals (a seeded sample).",
     )
-    permutations: int = Field(default=200, ge=20)
-    alpha: float = Field(default=0.01, gt=0, lt=1)
+    permutations: int = Field(default=1000, ge=20)
+    alpha: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="Family-wise false-alarm rate of one check: every signal's p-value is Holm-adjusted.",
+    )
     psi_threshold: float = Field(default=0.1, ge=0)
     rare_token_count: int = Field(
         default=1, ge=0, description="Word pieces seen this often or less are rare."
     )
     accuracy_margin: float = Field(default=0.02, ge=0, le=1)
     min_feedback: int = Field(default=50, ge=1)
-    min_signals: int = Field(
-        default=2, ge=1, description="Signals that must fire together; embedding drift alone also confirms."
+    severe_mmd: float = Field(
+        default=0.05,
+        ge=0,
+        description="A significant embedding shift with MMD² this large confirms drift without evidence of "
+        "harm; a smaller shift without harm is a warning and starts no retrain. 0: never.",
+    )
+    baseline_size: int = Field(
+        default=400,
+        ge=0,
+        description="The champion's first answers after promotion that become its reference; "
+        "0: always the training data, reweighted to the window's predicted class mix.",
     )
     cooldown_minutes: float = Field(default=360, ge=0)
     backoff_factor: float = Field(default=2.0, ge=1)

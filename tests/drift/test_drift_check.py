@@ -156,3 +156,81 @@ def test_the_cli_runs_a_check_and_lists_the_history(
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("time (UTC)") and len(table) == len(timeline(drift_config)) + 1
     assert "quiet: 0 predictions in the window; no verdict below 60" in table[-1]
+
+
+def test_the_champions_live_baseline_becomes_its_reference_once_complete(
+    drift_config: PlatformConfig, tmp_path: Path
+) -> None:
+    from bertloop.core import constants
+    from bertloop.core.stores.ledger import Ledger
+
+    config = drift_config.model_copy(
+        update={
+            "drift": drift_config.drift.model_copy(update={"baseline_size": 60, "min_window_size": 60}),
+            "serving": drift_config.serving.model_copy(
+                update={"prediction_log_url": f"sqlite:///{tmp_path / 'predictions.db'}"}
+            ),
+            "canary": drift_config.canary.model_copy(
+                update={"ledger_url": f"sqlite:///{tmp_path / 'ledger.db'}"}
+            ),
+        }
+    )
+    Ledger(config.ledger_url).append(
+        "test", "promote", config.registry.model_name, constants.CHAMPION_ALIAS, None, "1"
+    )
+    start = time.time() + 1000
+    first = synthetic_rows(20, seed=91)
+    _log_window(config, first["text"].tolist(), first["label"].tolist(), start)
+    forming = check(config, now=start)  # the 60 answers are the baseline itself: not yet a reference
+    assert forming.reference and forming.reference.startswith("training texts of v1, reweighted")
+
+    steady = synthetic_rows(30, seed=92)
+    _log_window(config, steady["text"].tolist(), steady["label"].tolist(), start + 600)
+    quiet = check(config, now=start + 600)
+    assert quiet.reference and quiet.reference.startswith("live baseline of v1: its first 60 answers")
+    assert not quiet.confirmed and not quiet.triggered, quiet
+    report = json.loads(Path(quiet.report or "").read_text())
+    assert report["reference"] == quiet.reference and "label_distribution" in {
+        s["name"] for s in report["signals"]
+    }
+
+    generator = random.Random(9)
+    drifted = [" ".join(generator.sample(NEW_TOPIC, 6)) + f" {i}" for i in range(90)]
+    _log_window(config, drifted, ["unheard-of"] * 90, start + 1200)  # feedback: every answer wrong
+    alarm = check(config, now=start + 1200)
+    assert alarm.confirmed and alarm.level == "confirmed" and "harm shown by accuracy" in alarm.reason, (
+        alarm.signals
+    )
+    assert alarm.reference == quiet.reference  # the same baseline, cached per promotion
+    history = timeline(config)
+    assert len(history) == 3 and history["level"].iloc[-1] == "confirmed"
+    assert history["reference"].iloc[-1] == quiet.reference
+
+
+def test_a_baseline_whose_live_accuracy_is_below_the_golden_sets_is_refused(
+    drift_config: PlatformConfig, tmp_path: Path
+) -> None:
+    from bertloop.core import constants
+    from bertloop.core.stores.ledger import Ledger
+
+    config = drift_config.model_copy(
+        update={
+            "drift": drift_config.drift.model_copy(update={"baseline_size": 60, "min_window_size": 60}),
+            "serving": drift_config.serving.model_copy(
+                update={"prediction_log_url": f"sqlite:///{tmp_path / 'predictions.db'}"}
+            ),
+            "canary": drift_config.canary.model_copy(
+                update={"ledger_url": f"sqlite:///{tmp_path / 'ledger.db'}"}
+            ),
+        }
+    )
+    Ledger(config.ledger_url).append(
+        "test", "promote", config.registry.model_name, constants.CHAMPION_ALIAS, None, "1"
+    )
+    start = time.time() + 3000
+    first = synthetic_rows(20, seed=93)
+    _log_window(config, first["text"].tolist(), ["unheard-of"] * len(first), start)  # all answers wrong
+    steady = synthetic_rows(30, seed=94)
+    _log_window(config, steady["text"].tolist(), steady["label"].tolist(), start + 600)
+    outcome = check(config, now=start + 600)
+    assert outcome.reference and outcome.reference.startswith("training texts of v1, reweighted")

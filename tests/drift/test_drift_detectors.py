@@ -96,7 +96,8 @@ def test_mmd_p_value_is_calibrated_by_permutation() -> None:
     same = mmd_permutation_test(rng.normal(size=(50, 4)), rng.normal(size=(50, 4)), ALPHA, 200, seed=1)
     assert 0.0 < same.p_value <= 1.0 and same.p_value >= 1 / 201
     apart = mmd_permutation_test(rng.normal(size=(50, 4)), rng.normal(3, 1, size=(50, 4)), ALPHA, 200, seed=1)
-    assert apart.p_value == pytest.approx(1 / 201)  # no permutation beat the observed statistic
+    # No permutation beat the observed statistic: the tail beyond 1/201 comes from the normal fit.
+    assert 0.0 < apart.p_value < 1e-9
 
 
 def test_rare_token_share_is_measured_out_of_sample() -> None:
@@ -110,7 +111,10 @@ def test_rare_token_share_is_measured_out_of_sample() -> None:
     for seed in range(20):
         rng = np.random.default_rng(seed)
         reference, window = documents(rng, 300), documents(rng, 300)
-        vocabulary, rare, total = rare_token_reference(reference, rare_count=1)
+        vocabulary, per_row = rare_token_reference(reference, rare_count=1)
+        held = per_row >= 0
+        rare = int(per_row[held].sum())
+        total = sum(len(ids) for ids, kept in zip(reference, held, strict=True) if kept)
         window_tokens = [token for ids in window for token in ids]
         window_rare = sum(vocabulary[token] <= 1 for token in window_tokens)
         alarms += unknown_token_drift(rare, total, window_rare, len(window_tokens), ALPHA).drifted

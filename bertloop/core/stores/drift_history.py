@@ -13,7 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
-from bertloop.core.stores.engines import open_tables
+from bertloop.core.stores.engines import add_missing_columns, open_tables
 
 metadata = sa.MetaData()
 drift_checks = sa.Table(
@@ -30,6 +30,8 @@ drift_checks = sa.Table(
     sa.Column("snapshot", sa.String(64), nullable=True),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("report", sa.Text, nullable=True),
+    sa.Column("level", sa.String(16), nullable=True),  # none, warning, confirmed; null on older rows
+    sa.Column("reference", sa.Text, nullable=True),  # what the window was compared with
 )
 
 
@@ -48,6 +50,8 @@ class CheckRecord(BaseModel):
     snapshot: str | None
     reason: str
     report: str | None
+    level: str = "none"
+    reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class LastTrigger:
 class DriftHistory:
     def __init__(self, url: str):
         self.engine = open_tables(url, metadata)
+        add_missing_columns(self.engine, drift_checks)  # a history written before a column existed
 
     def append(self, record: CheckRecord) -> None:
         with self.engine.begin() as connection:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 _engines: dict[str, sa.Engine] = {}
 _ready: set[tuple[str, int]] = set()  # (database, metadata) whose tables exist
+_migrated: set[tuple[str, int]] = set()  # (database, table) whose missing columns were added
 _lock = threading.RLock()
 
 
@@ -57,6 +58,22 @@ def open_tables(
     return engine
 
 
+def add_missing_columns(engine: sa.Engine, table: sa.Table) -> None:
+    """Add ``table``'s nullable columns that an older database lacks (``create_all`` leaves an existing
+    table as it is); once per engine and table."""
+    key = (str(engine.url), id(table))
+    with _lock:
+        if key in _migrated:
+            return
+        present = {column["name"] for column in sa.inspect(engine).get_columns(table.name)}
+        with engine.begin() as connection:
+            for column in table.columns:
+                if column.name not in present and column.nullable:
+                    kind = column.type.compile(dialect=engine.dialect)
+                    connection.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+        _migrated.add(key)
+
+
 def dispose_all() -> None:
     """Close every pooled connection (tests and shutdown)."""
     with _lock:
@@ -64,6 +81,7 @@ def dispose_all() -> None:
             engine.dispose()
         _engines.clear()
         _ready.clear()
+        _migrated.clear()
 
 
 def _create(url: str) -> sa.Engine:

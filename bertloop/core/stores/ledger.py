@@ -105,6 +105,18 @@ class Ledger:
                 for row in connection.execute(query)
             ]
 
+    def alias_set_at(self, model_name: str, alias: str, version: str) -> float | None:
+        """When ``alias`` last moved to ``version`` (the champion's promotion, say); None if never."""
+        query = (
+            sa.select(ledger.c.ts)
+            .where(ledger.c.model_name == model_name, ledger.c.alias == alias, ledger.c.to_version == version)
+            .order_by(ledger.c.id.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return float(row.ts) if row else None
+
 
 BATCH_SUSPECT = "batch_suspect"
 BATCH_READMITTED = "batch_readmitted"
