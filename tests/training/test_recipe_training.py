@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,13 @@ def test_training_stops_when_validation_stops_improving_and_keeps_the_best_epoch
     assert all((kept[key] == best[key]).all() for key in best)
     assert any((kept[key] != last[key]).any() for key in last)
     assert outcome.recipe["recipe.learning_rate"] == "0.01" and outcome.recipe["recipe.batch_size"] == "8"
+    # The patience counter travels in the checkpoint, so a run killed and resumed goes on counting.
+    state = json.loads(
+        (tmp_path / "checkpoints" / f"checkpoint-{outcome.global_step}" / "trainer_state.json").read_text()
+    )
+    stopping = state["stateful_callbacks"]["EarlyStoppingCallback"]
+    assert stopping["attributes"]["early_stopping_patience_counter"] == 2
+    assert state["best_global_step"] == outcome.best_step
 
 
 def test_the_arguments_group_by_length_and_pick_the_best_epoch(platform_config: PlatformConfig) -> None:
