@@ -154,7 +154,7 @@ def fine_tune(
         best_metric=stop.best_metric,
         stop_reason=stop.stop_reason,
         stop_note=stop_note,
-        learning_curve=[tuple(point) for point in stop.learning_curve],  # type: ignore[misc]
+        learning_curve=list(stop.learning_curve),
     )
 
 
