@@ -83,13 +83,31 @@ schedule = (
         ),
         "config_path": config_path_param(),
         "epochs": optional_number(
-            "Epochs", "Passes over the training data. Leave empty for training.epochs.", exclusiveMinimum=0
+            "Epochs",
+            "At most this many passes over the training data; early stopping may end sooner. "
+            "Leave empty for training.epochs (auto: from the batch size).",
+            exclusiveMinimum=0,
         ),
         "learning_rate": optional_number(
             "Learning rate",
-            "Peak learning rate, e.g. 5e-5. Leave empty for training.learning_rate.",
+            "Peak learning rate of the encoder, e.g. 5e-5. "
+            "Leave empty for training.learning_rate (auto: scaled with the batch size).",
             exclusiveMinimum=0,
             exclusiveMaximum=1,
+        ),
+        "batch_size": optional_number(
+            "Batch size",
+            "Training examples per step and process. "
+            "Leave empty for training.batch_size (auto: grows with the data).",
+            integer=True,
+            minimum=1,
+        ),
+        "patience": optional_number(
+            "Patience",
+            "Stop after this many epochs without a better validation score; 0 trains every epoch. "
+            "Leave empty for training.patience.",
+            integer=True,
+            minimum=0,
         ),
         "max_steps": optional_number(
             "Max steps",

@@ -1,19 +1,35 @@
 """Choosing device and numeric precision: the one place that decides, for training and for inference.
 
 The choice is a pure function of what was asked for and what the machine
-offers, so the CUDA branches are tested on a CPU-only machine by passing the
-capabilities in.
+offers, so the CUDA and the bf16-CPU branches are tested on any machine by
+passing the capabilities in.
+
+Precision for training (``training.precision: auto``):
+
+- a GPU with bf16 (Ampere and later): bf16 autocast;
+- an older GPU: fp16 autocast with a gradient scaler (fp16's narrow range needs one);
+- a CPU with native bf16 (``avx512_bf16`` or AMX ``amx_bf16``): bf16 autocast;
+- any other CPU: fp32, because bf16 without those instructions is emulated and slower than fp32.
+
+Inference (evaluation, serving, drift) runs fp32 on the chosen device: the runner
+does not autocast, so scores and confidences do not depend on the worker's CPU.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+
+# CPU flags (as /proc/cpuinfo names them) of instructions that do bf16 arithmetic natively.
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 @dataclass(frozen=True)
 class Capabilities:
     cuda_available: bool
-    bf16_supported: bool
+    bf16_supported: bool  # the CUDA device's
+    cpu_bf16_supported: bool = False
 
 
 @dataclass(frozen=True)
@@ -31,6 +47,32 @@ class HardwarePlan:
         return self.precision == "fp16"
 
 
+def cpu_flags_support_bf16(flags: Iterable[str]) -> bool:
+    """Whether a CPU with these feature flags computes bf16 natively."""
+    return not CPU_BF16_FLAGS.isdisjoint(flags)
+
+
+def cpuinfo_flags(cpuinfo: str) -> set[str]:
+    """The feature flags of the first processor in the text of ``/proc/cpuinfo``."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return set(value.split())
+    return set()
+
+
+def detect_cpu_bf16() -> bool:
+    """/proc/cpuinfo where there is one (Linux); else torch's own CPU feature query."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        return cpu_flags_support_bf16(cpuinfo_flags(cpuinfo.read_text(encoding="utf-8", errors="replace")))
+    import torch
+
+    # Private but long-standing (torch >= 2.1); absent ones count as "no".
+    queries = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in queries)
+
+
 def detect_capabilities() -> Capabilities:
     import torch
 
@@ -38,6 +80,7 @@ def detect_capabilities() -> Capabilities:
     return Capabilities(
         cuda_available=cuda,
         bf16_supported=cuda and torch.cuda.is_bf16_supported(),
+        cpu_bf16_supported=detect_cpu_bf16(),
     )
 
 
@@ -51,17 +94,28 @@ def plan_hardware(requested_device: str, requested_precision: str, caps: Capabil
         else "cpu"
     )
     if device == "cpu":
-        if requested_precision in {"bf16", "fp16"}:
-            raise ValueError(
-                f"training.precision '{requested_precision}' needs a CUDA device; "
-                "this run uses the CPU, so use 'auto' or 'fp32'"
-            )
-        return HardwarePlan(device="cpu", precision="fp32")
+        return _plan_cpu(requested_precision, caps)
     if requested_precision == "bf16" and not caps.bf16_supported:
         raise ValueError("training.precision 'bf16' is not supported by this GPU; use 'fp16' or 'auto'")
     if requested_precision == "auto":
         return HardwarePlan(device="cuda", precision="bf16" if caps.bf16_supported else "fp16")
     return HardwarePlan(device="cuda", precision=requested_precision)
+
+
+def _plan_cpu(requested_precision: str, caps: Capabilities) -> HardwarePlan:
+    if requested_precision == "fp16":
+        raise ValueError(
+            "training.precision 'fp16' needs a CUDA device; this run uses the CPU, so use 'auto', "
+            "'bf16' (on a CPU with avx512_bf16 or AMX) or 'fp32'"
+        )
+    if requested_precision == "bf16" and not caps.cpu_bf16_supported:
+        raise ValueError(
+            "training.precision 'bf16' on the CPU needs avx512_bf16 or AMX, which this CPU lacks "
+            "(bf16 would be emulated and slower than fp32); use 'auto' or 'fp32'"
+        )
+    if requested_precision == "auto":
+        return HardwarePlan(device="cpu", precision="bf16" if caps.cpu_bf16_supported else "fp32")
+    return HardwarePlan(device="cpu", precision=requested_precision)
 
 
 def inference_plan(requested_device: str = "auto", caps: Capabilities | None = None) -> HardwarePlan:

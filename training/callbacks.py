@@ -10,18 +10,23 @@ from typing import Any
 from transformers import TrainerCallback
 
 from bertloop.core.faults import crash_point
+from training.stopping import VALIDATION_PREFIX
 
 # (metrics, global step) -> None: the pipeline passes one that logs to its MLflow run.
 MetricsReporter = Callable[[dict[str, float], int], None]
 
 
 def numeric_logs(logs: dict[str, Any]) -> dict[str, float]:
-    """Trainer's log entry as ``train_*`` numbers (booleans and strings dropped)."""
-    return {
-        key if key.startswith("train_") else f"train_{key}": float(value)
-        for key, value in logs.items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    }
+    """Trainer's log entry as numbers (booleans and strings dropped): the validation split's scores
+    as ``validation_*`` (the learning curve), everything else as ``train_*``."""
+    return {_metric_name(key): float(value) for key, value in logs.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)}  # fmt: skip
+
+
+def _metric_name(key: str) -> str:
+    if key.startswith("eval_"):
+        return VALIDATION_PREFIX + key.removeprefix("eval_")
+    return key if key.startswith("train_") else f"train_{key}"
 
 
 class ReportMetrics(TrainerCallback):

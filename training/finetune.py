@@ -1,25 +1,32 @@
 """Fine-tune a pretrained BERT-family checkpoint into a text classifier.
 
-Built on transformers' Trainer: dynamic padding, seeding, a progress bar,
-autocast (bf16, or fp16 with a gradient scaler) and torchrun/DDP come from it.
+Built on transformers' Trainer: dynamic padding, batches grouped by length,
+seeding, a progress bar, autocast (bf16 on a GPU or a CPU that has it, fp16
+with a gradient scaler on older GPUs) and torchrun/DDP come from it. The recipe
+(:mod:`training.recipe`) sets batch size, learning rates, epochs and class
+weights; the validation split is scored every epoch, the best epoch's weights
+are kept and training stops when it stops improving (:mod:`training.stopping`).
 Checkpoints are written every epoch into a run-scoped folder, so a retried task
-resumes from the last one instead of starting over.
+resumes from the last one, early-stopping state included, instead of starting over.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bertloop.core.config import TrainingConfig
 from modeling.calibration import TEMPERATURE_ATTRIBUTE, fit_temperature
-from modeling.hardware import HardwarePlan, detect_capabilities, plan_hardware
+from modeling.hardware import Capabilities, HardwarePlan, detect_capabilities, plan_hardware
 from training.callbacks import MarkCompleteCheckpoints
 from training.checkpoints import last_complete_checkpoint
 from training.data import EncodedTexts, encode_labels, split_validation
+from training.loss import WeightedCrossEntropy
+from training.recipe import Recipe, choose_recipe, parameter_groups
+from training.stopping import StopSummary, greater_is_better, summarise, validation_metrics
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +42,13 @@ class TrainOutcome:
     train_examples: int
     validation_examples: int = 0
     temperature: float | None = None  # fitted on the validation split; None: not scaled
+    recipe: dict[str, str] = field(default_factory=dict)  # the values used, as MLflow params
+    epochs_run: float = 0.0
+    best_step: int | None = None  # whose weights were kept; None: no validation, the last step's
+    best_metric: float | None = None  # its validation score (training.best_model_metric)
+    stop_reason: str = ""
+    stop_note: str = ""  # the reason, the epochs run and the step kept, in words
+    learning_curve: list[tuple[float, int, float]] = field(default_factory=list)  # (epoch, step, metric)
 
 
 def resolve_base_checkpoint(setting: str) -> Path:
@@ -67,17 +81,12 @@ def fine_tune(
     model_dir: Path,
     settings: TrainingConfig,
     callbacks: Sequence[Any] = (),
+    capabilities: Capabilities | None = None,
 ) -> TrainOutcome:
-    """Train, save the final model and tokenizer into ``model_dir``, and describe the run."""
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        set_seed,
-    )
+    """Train, save the best model and its tokenizer into ``model_dir``, and describe the run."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
-    plan = plan_hardware(settings.device, settings.precision, detect_capabilities())
+    plan = plan_hardware(settings.device, settings.precision, capabilities or detect_capabilities())
     set_seed(settings.seed)
     tokenizer = AutoTokenizer.from_pretrained(base_checkpoint)
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -89,38 +98,43 @@ def fine_tune(
         ignore_mismatched_sizes=True,
     )
     label_ids = encode_labels(labels, label_names)
-    fraction = settings.validation_fraction if settings.temperature_scaling else 0.0
+    needs_validation = settings.temperature_scaling or settings.patience > 0
+    fraction = settings.validation_fraction if needs_validation else 0.0
     train_rows, validation_rows = split_validation(label_ids, fraction, settings.seed)
-    dataset = EncodedTexts(
-        tokenizer, [texts[i] for i in train_rows], [label_ids[i] for i in train_rows], settings.max_length
-    )
+    train_labels = [label_ids[i] for i in train_rows]
+    recipe = choose_recipe(settings, train_labels, len(label_names), plan.device)
+    for reason in recipe.reasons:
+        log.info("recipe: %s", reason)
+    # Tokenised once here, never per epoch; the collator only pads.
+    dataset = EncodedTexts(tokenizer, [texts[i] for i in train_rows], train_labels, settings.max_length)
+    validation = (
+        EncodedTexts(
+            tokenizer, [texts[i] for i in validation_rows], [label_ids[i] for i in validation_rows],
+            settings.max_length,
+        )
+        if validation_rows
+        else None
+    )  # fmt: skip
+    if needs_validation and validation is None:
+        log.warning("no class has enough rows to spare for validation: no early stopping, no temperature")
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    arguments = training_arguments(settings, plan, checkpoint_dir)
-    trainer = Trainer(
-        model=model,
-        args=arguments,
-        train_dataset=dataset,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        callbacks=[*callbacks, MarkCompleteCheckpoints()],
+    trainer = build_trainer(
+        model, tokenizer, dataset, validation, settings, plan, recipe, checkpoint_dir, callbacks
     )
     resume_from = last_complete_checkpoint(checkpoint_dir, clean=trainer.is_world_process_zero())
     if resume_from:
         log.info("resuming from checkpoint %s", resume_from)
     result = trainer.train(resume_from_checkpoint=resume_from)
+    stop = _stop_summary(trainer, settings)
+    stop_note = stop.describe(settings.best_model_metric)
+    log.info("training: %s", stop_note)
     temperature = None
-    if validation_rows:
-        validation = [label_ids[i] for i in validation_rows]
-        encoded = EncodedTexts(
-            tokenizer, [texts[i] for i in validation_rows], validation, settings.max_length
-        )
-        logits = trainer.predict(encoded).predictions  # every rank gets all rows under DDP
-        temperature = fit_temperature(logits[0] if isinstance(logits, tuple) else logits, validation)
+    if validation is not None and settings.temperature_scaling:
+        logits = trainer.predict(validation).predictions  # every rank gets all rows under DDP
+        held_out = [label_ids[i] for i in validation_rows]
+        temperature = fit_temperature(logits[0] if isinstance(logits, tuple) else logits, held_out)
         setattr(model.config, TEMPERATURE_ATTRIBUTE, temperature)  # saved into config.json
-        log.info("temperature %.3f fitted on %d validation rows", temperature, len(validation))
-    elif settings.temperature_scaling:
-        log.warning(
-            "no class has enough rows to spare for validation; confidences are not temperature-scaled"
-        )
+        log.info("temperature %.3f fitted on %d validation rows", temperature, len(held_out))
     trainer.save_model(str(model_dir))  # every rank calls it; only the main process writes
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(model_dir))
@@ -134,31 +148,107 @@ def fine_tune(
         train_examples=len(dataset),
         validation_examples=len(validation_rows),
         temperature=temperature,
+        recipe=recipe.params(),
+        epochs_run=stop.epochs_run,
+        best_step=stop.best_step,
+        best_metric=stop.best_metric,
+        stop_reason=stop.stop_reason,
+        stop_note=stop_note,
+        learning_curve=list(stop.learning_curve),
     )
 
 
-def training_arguments(settings: TrainingConfig, plan: HardwarePlan, checkpoint_dir: Path) -> Any:
+def build_trainer(
+    model: Any,
+    tokenizer: Any,
+    dataset: EncodedTexts,
+    validation: EncodedTexts | None,
+    settings: TrainingConfig,
+    plan: HardwarePlan,
+    recipe: Recipe,
+    checkpoint_dir: Path,
+    callbacks: Sequence[Any] = (),
+) -> Any:
+    """Trainer with the recipe's optimiser groups and loss; with ``validation`` and a patience, it scores
+    the validation split every epoch, stops early and keeps the best epoch."""
+    import torch
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+
+    stop_early = validation is not None and settings.patience > 0
+    arguments = training_arguments(settings, plan, recipe, checkpoint_dir, validate=stop_early)
+    stopping = [EarlyStoppingCallback(settings.patience)] if stop_early else []
+    groups = parameter_groups(
+        model.named_parameters(), model.base_model_prefix, recipe, settings.weight_decay
+    )
+    return Trainer(
+        model=model,
+        args=arguments,
+        train_dataset=dataset,
+        eval_dataset=validation if stop_early else None,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=validation_metrics if stop_early else None,
+        compute_loss_func=WeightedCrossEntropy(recipe.class_weights) if recipe.class_weights else None,
+        # The head's own learning rate needs groups of our making; Trainer still adds the schedule.
+        optimizer_cls_and_kwargs=(
+            torch.optim.AdamW,
+            {
+                "params": groups,
+                "lr": recipe.learning_rate,
+                "betas": (arguments.adam_beta1, arguments.adam_beta2),
+                "eps": arguments.adam_epsilon,
+            },
+        ),
+        callbacks=[*callbacks, MarkCompleteCheckpoints(), *stopping],
+    )
+
+
+def _stop_summary(trainer: Any, settings: TrainingConfig) -> StopSummary:
+    from transformers import EarlyStoppingCallback
+
+    # After a resume Trainer holds the restored callback, not the one it was given.
+    exhausted = any(
+        callback.early_stopping_patience_counter >= callback.early_stopping_patience
+        for callback in trainer.callback_handler.callbacks
+        if isinstance(callback, EarlyStoppingCallback)
+    )
+    state = trainer.state
+    return summarise(
+        state.log_history, settings.best_model_metric, float(state.epoch or 0.0), int(state.global_step),
+        settings.max_steps, exhausted,
+    )  # fmt: skip
+
+
+def training_arguments(
+    settings: TrainingConfig, plan: HardwarePlan, recipe: Recipe, checkpoint_dir: Path, validate: bool
+) -> Any:
     from transformers import TrainingArguments
 
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
-        num_train_epochs=settings.epochs,
+        num_train_epochs=recipe.epochs,
         max_steps=settings.max_steps,
-        learning_rate=settings.learning_rate,
+        learning_rate=recipe.learning_rate,
         weight_decay=settings.weight_decay,
-        warmup_steps=settings.warmup_ratio,  # a float below 1 is a ratio of all steps
-        per_device_train_batch_size=settings.batch_size,
+        warmup_steps=recipe.warmup_ratio,  # a float below 1 is a ratio of all steps
+        per_device_train_batch_size=recipe.batch_size,
         per_device_eval_batch_size=settings.eval_batch_size,
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
         seed=settings.seed,
         data_seed=settings.seed,
+        # bf16 autocast on a GPU, or on a CPU with use_cpu (accelerate's CPU autocast); fp16 adds a scaler.
         bf16=plan.bf16,
         fp16=plan.fp16,
         use_cpu=plan.device == "cpu",
         save_strategy="epoch",
-        save_total_limit=2,
+        save_total_limit=2,  # Trainer never rotates away the best checkpoint
+        eval_strategy="epoch" if validate else "no",
+        load_best_model_at_end=validate,
+        metric_for_best_model=settings.best_model_metric if validate else None,
+        greater_is_better=greater_is_better(settings.best_model_metric) if validate else None,
+        # The patience counter is saved in each checkpoint; a resumed run goes on counting.
+        restore_callback_states_from_checkpoint=True,
         logging_strategy="steps",
         logging_steps=settings.logging_steps,
-        eval_strategy="no",
         report_to="none",  # metrics go to MLflow through our own callback, into our own run
         disable_tqdm=False,
         dataloader_num_workers=settings.dataloader_workers,

@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -28,6 +28,11 @@ ENV_NESTED_DELIMITER = "__"
 
 class ConfigError(ValueError):
     """A configuration value is missing or invalid; the message says which and how to fix it."""
+
+
+AUTO: Literal["auto"] = "auto"  # a training setting the recipe chooses from the data and the device
+# Loc parts pydantic adds for the branches of `X | Literal["auto"]`; the messages name the field alone.
+_UNION_BRANCHES = {"int", "float", "constrained-int", "constrained-float", "literal['auto']"}
 
 
 class _Section(BaseModel):
@@ -121,12 +126,48 @@ class TrainingConfig(_Section):
     train_on: Literal["all", "batch"] = Field(
         default="all", description="'all': every accepted batch so far; 'batch': this batch only."
     )
-    epochs: float = Field(default=2.0, gt=0)
+    epochs: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(
+        default=AUTO,
+        description="At most this many passes over the training data (early stopping may stop sooner); "
+        "'auto': 2 at the smallest batch, 2 more per doubling of the batch, at most 10.",
+    )
     max_steps: int = Field(default=-1, description="Positive to cap optimisation steps (smoke runs).")
-    learning_rate: float = Field(default=5e-5, gt=0, lt=1)
+    learning_rate: Annotated[float, Field(gt=0, lt=1)] | Literal["auto"] = Field(
+        default=AUTO,
+        description="Peak learning rate of the encoder; 'auto': 3e-4 x sqrt(global batch / 256).",
+    )
+    head_learning_rate_multiplier: float = Field(
+        default=10.0,
+        ge=1,
+        description="The freshly initialised classification head learns this many times faster than "
+        "the pretrained encoder; 1 trains both at one rate.",
+    )
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.06, ge=0, lt=1)
-    batch_size: int = Field(default=16, ge=1)
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        default=AUTO,
+        description="Per process; 'auto': training rows / 32 rounded down to a power of two, "
+        "between 16 (32 on a GPU) and max_auto_batch_size.",
+    )
+    max_auto_batch_size: int = Field(default=256, ge=1, description="The cap of an 'auto' batch size.")
+    class_weight_imbalance: float | None = Field(
+        default=3.0,
+        ge=1,
+        description="Weight the loss by inverse class frequency when the largest class has more than "
+        "this many times the rows of the smallest; null never weights.",
+    )
+    patience: int = Field(
+        default=2,
+        ge=0,
+        description="Score the validation split every epoch, keep the best epoch's weights and stop after "
+        "this many epochs without improvement; 0 trains every epoch and keeps the last weights.",
+    )
+    best_model_metric: Literal["macro_f1", "accuracy", "loss"] = Field(
+        default="macro_f1", description="The validation metric that picks the best epoch and stops training."
+    )
+    group_by_length: bool = Field(
+        default=True, description="Batch texts of similar length together, so less padding is computed."
+    )
     eval_batch_size: int = Field(default=64, ge=1)
     max_length: int = Field(default=128, ge=8, le=8192)
     seed: int = 42
@@ -153,7 +194,8 @@ class TrainingConfig(_Section):
         default=0.1,
         ge=0,
         lt=0.5,
-        description="Share of training rows held out (stratified) to fit the temperature; never trained on.",
+        description="Share of training rows held out (stratified, seeded) to pick the best epoch, stop "
+        "early and fit the temperature; never trained on.",
     )
     keep_checkpoints: bool = Field(
         default=False,
@@ -176,6 +218,15 @@ class TrainingConfig(_Section):
             raise ValueError(
                 "temperature_scaling needs a validation split: set validation_fraction above 0 "
                 "(0.1 holds out a tenth) or turn temperature_scaling off"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _early_stopping_needs_validation_rows(self) -> TrainingConfig:
+        if self.patience > 0 and self.validation_fraction == 0:
+            raise ValueError(
+                "early stopping (patience > 0) needs a validation split: set validation_fraction above 0 "
+                "or patience to 0 to train every epoch"
             )
         return self
 
@@ -547,9 +598,17 @@ def _resolve_paths(config: PlatformConfig, base_dir: Path) -> PlatformConfig:
 
 def _explain(error: ValidationError) -> str:
     lines = ["invalid configuration:"]
-    for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+    problems = error.errors()
+    failed_branches = {
+        problem["loc"][:-1] for problem in problems if problem["loc"][-1:] != ("literal['auto']",)
+    }
+    for problem in problems:
+        if problem["loc"][-1:] == ("literal['auto']",) and problem["loc"][:-1] in failed_branches:
+            continue  # "should be 'auto'" adds nothing beside what the number's branch says
+        field = ".".join(str(part) for part in problem["loc"] if part not in _UNION_BRANCHES) or "(top level)"
         message = problem["msg"]
+        if len(problem["loc"]) > 1 and problem["loc"][-1] in _UNION_BRANCHES:
+            message += f", or '{AUTO}'"
         if problem["type"] == "extra_forbidden":
             message = "unknown setting; check the spelling against the documented fields"
         elif problem["type"] == "missing":

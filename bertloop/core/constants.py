@@ -32,6 +32,7 @@ TAG_BASE_CHECKPOINT = "bertloop.base_checkpoint"
 TAG_CODE_VERSION = "bertloop.code_version"
 TAG_CONFIG_HASH = "bertloop.config_hash"
 TAG_DECISION = "bertloop.decision"
+TAG_TRAINING_STOP = "bertloop.training_stop"  # why training ended and which step was kept
 TAG_DECISION_REASONS = "bertloop.decision_reasons"
 TAG_CHAMPION_VERSION = "bertloop.compared_with_champion_version"
 # "bertloop.golden.accuracy" = "0.925 (0.890–0.960, n=200)": each golden metric with its interval.

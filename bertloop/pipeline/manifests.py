@@ -71,6 +71,13 @@ class Trained(StepManifest):
     train_examples: int
     validation_examples: int = 0
     temperature: float | None = None
+    recipe: dict[str, str] = Field(default_factory=dict)  # batch, learning rates, epochs as used
+    epochs_run: float = 0.0
+    best_step: int | None = None  # whose weights were kept; None: the last step's
+    best_metric: float | None = None  # its validation score (training.best_model_metric)
+    stop_reason: str = ""
+    stop_note: str = ""  # the reason, the epochs run and the step kept, in words
+    learning_curve: list[tuple[float, int, float]] = Field(default_factory=list)  # (epoch, step, score)
 
 
 class Evaluated(StepManifest):

@@ -36,6 +36,8 @@ PARAM_SETTINGS = {
     "epochs": "training.epochs",
     "learning_rate": "training.learning_rate",
     "max_steps": "training.max_steps",
+    "batch_size": "training.batch_size",
+    "patience": "training.patience",
     "train_on": "training.train_on",
 }
 PERMANENT_ERRORS = (steps.BatchRejected, ConfigError, GoldenSetInvalid, FileNotFoundError)

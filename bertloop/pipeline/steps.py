@@ -300,11 +300,17 @@ def train(run: Run) -> Trained:
         "train_examples": outcome.train_examples,
         "validation_examples": outcome.validation_examples,
         "final_train_loss": outcome.train_loss,
+        "epochs_run": outcome.epochs_run,
     }
     if outcome.temperature is not None:
         facts["temperature"] = outcome.temperature
+    if outcome.best_step is not None and outcome.best_metric is not None:
+        facts["best_step"] = outcome.best_step
+        facts[f"best_validation_{config.training.best_model_metric}"] = outcome.best_metric
     registry.log_metrics(client, run_id, facts)
+    _log_fresh_params(client, run_id, outcome.recipe)
     client.set_tag(run_id, "bertloop.hardware", f"{outcome.device}/{outcome.precision}")
+    client.set_tag(run_id, constants.TAG_TRAINING_STOP, outcome.stop_note)
     return Trained(mlflow_run_id=run_id, **outcome.__dict__)
 
 
@@ -506,11 +512,16 @@ def training_texts(config: PlatformConfig, version_number: str) -> list[str]:
 
 
 def _log_params_once(client: Any, run_id: str, config: PlatformConfig) -> None:
+    params = {f"training.{k}": str(v) for k, v in config.training.model_dump().items()}
+    params["labels"] = ",".join(config.data.labels)
+    _log_fresh_params(client, run_id, params)
+
+
+def _log_fresh_params(client: Any, run_id: str, params: dict[str, str]) -> None:
+    """MLflow params are write-once: a retried step logs only those its first attempt did not."""
     from mlflow.entities import Param
 
     logged = client.get_run(run_id).data.params
-    params = {f"training.{k}": str(v) for k, v in config.training.model_dump().items()}
-    params["labels"] = ",".join(config.data.labels)
     fresh = [Param(key, value) for key, value in params.items() if key not in logged]
     if fresh:
         client.log_batch(run_id, params=fresh)

@@ -29,7 +29,7 @@ def test_relative_paths_resolve_against_the_yaml_folder(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"training.epochs": -1}, "training.epochs: Input should be greater than 0 (got -1)"),
+        ({"training.epochs": -1}, "training.epochs: Input should be greater than 0, or 'auto' (got -1)"),
         (
             {"training.precision": "fp8"},
             "training.precision: Input should be 'auto', 'bf16', 'fp16' or 'fp32'",

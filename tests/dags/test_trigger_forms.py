@@ -68,11 +68,15 @@ def test_typical_retrain_values_reach_the_configuration(dagbag, config_file) -> 
         epochs=3,
         learning_rate=1e-4,
         max_steps=10,
+        batch_size=32,
+        patience=0,
         train_on="batch",
-        overrides={"gate.minimums": {"macro_f1": 0.8}},
+        overrides={"gate.minimums": {"macro_f1": 0.8}, "training.head_learning_rate_multiplier": 1},
     )
     config = config_from_params(resolved)
     assert (config.training.epochs, config.training.learning_rate, config.training.max_steps) == (3, 1e-4, 10)
+    assert (config.training.batch_size, config.training.patience) == (32, 0)
+    assert config.training.head_learning_rate_multiplier == 1
     assert config.training.train_on == "batch" and config.gate.minimums["macro_f1"] == 0.8
     assert resolved["data_path"] == "/data/batch-07.csv"
 
@@ -90,7 +94,15 @@ def test_train_on_as_configured_keeps_the_files_setting(
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("epochs", 0), ("learning_rate", 2.0), ("max_steps", 0), ("train_on", "everything"), ("overrides", "x")],
+    [
+        ("epochs", 0),
+        ("learning_rate", 2.0),
+        ("max_steps", 0),
+        ("batch_size", 0),
+        ("patience", -1),
+        ("train_on", "everything"),
+        ("overrides", "x"),
+    ],
 )
 def test_bad_retrain_values_are_refused_by_the_form(dagbag, field: str, value: object) -> None:
     with pytest.raises(ParamValidationError, match=field):

@@ -1,8 +1,16 @@
 import pytest
 
-from modeling.hardware import Capabilities, HardwarePlan, plan_hardware
+from modeling.hardware import (
+    Capabilities,
+    HardwarePlan,
+    cpu_flags_support_bf16,
+    cpuinfo_flags,
+    inference_plan,
+    plan_hardware,
+)
 
 CPU = Capabilities(cuda_available=False, bf16_supported=False)
+BF16_CPU = Capabilities(cuda_available=False, bf16_supported=False, cpu_bf16_supported=True)
 AMPERE = Capabilities(cuda_available=True, bf16_supported=True)
 TURING = Capabilities(cuda_available=True, bf16_supported=False)
 
@@ -11,6 +19,9 @@ TURING = Capabilities(cuda_available=True, bf16_supported=False)
     ("device", "precision", "caps", "plan"),
     [
         ("auto", "auto", CPU, HardwarePlan("cpu", "fp32")),
+        ("auto", "auto", BF16_CPU, HardwarePlan("cpu", "bf16")),
+        ("auto", "bf16", BF16_CPU, HardwarePlan("cpu", "bf16")),
+        ("auto", "fp32", BF16_CPU, HardwarePlan("cpu", "fp32")),
         ("auto", "auto", AMPERE, HardwarePlan("cuda", "bf16")),
         ("auto", "auto", TURING, HardwarePlan("cuda", "fp16")),
         ("cpu", "auto", AMPERE, HardwarePlan("cpu", "fp32")),
@@ -31,7 +42,9 @@ def test_fp16_uses_the_gradient_scaler_path_and_bf16_does_not() -> None:
     ("device", "precision", "caps", "message"),
     [
         ("cuda", "auto", CPU, "no CUDA device is visible"),
-        ("auto", "bf16", CPU, "needs a CUDA device"),
+        ("auto", "bf16", CPU, "needs avx512_bf16 or AMX"),
+        ("auto", "fp16", CPU, "'fp16' needs a CUDA device"),
+        ("auto", "fp16", BF16_CPU, "'fp16' needs a CUDA device"),
         ("auto", "bf16", TURING, "not supported by this GPU"),
     ],
 )
@@ -40,3 +53,19 @@ def test_impossible_requests_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         plan_hardware(device, precision, caps)
+
+
+def test_cpu_bf16_is_read_from_the_cpu_flags() -> None:
+    cascade_lake = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_vnni\n\nprocessor\t: 1\n"
+    zen4 = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n"
+    sapphire_rapids = "flags : avx512f amx_tile amx_bf16 amx_int8\n"
+    assert not cpu_flags_support_bf16(cpuinfo_flags(cascade_lake))
+    assert cpu_flags_support_bf16(cpuinfo_flags(zen4))
+    assert cpu_flags_support_bf16(cpuinfo_flags(sapphire_rapids))
+    assert cpuinfo_flags("no flags line here") == set()
+
+
+@pytest.mark.parametrize("caps", [CPU, BF16_CPU, AMPERE, TURING])
+def test_inference_stays_fp32_whatever_training_may_use(caps: Capabilities) -> None:
+    # The runner does not autocast: evaluation, serving and drift read fp32 scores on every machine.
+    assert inference_plan("auto", caps).precision == "fp32"

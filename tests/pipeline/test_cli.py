@@ -29,7 +29,8 @@ def test_help_lists_every_step(capsys: pytest.CaptureFixture[str]) -> None:
 def test_invalid_override_names_the_field(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(config_file), "--set", "training.batch_size=0", "config"]) == EXIT_USAGE
     assert (
-        "training.batch_size: Input should be greater than or equal to 1 (got 0)" in capsys.readouterr().err
+        "training.batch_size: Input should be greater than or equal to 1, or 'auto' (got 0)"
+        in capsys.readouterr().err
     )
 
 

@@ -197,6 +197,13 @@ def test_a_failed_run_is_marked_failed_and_a_retry_resumes_it(
     steps.validate(platform_config, "flaky")
     steps.version(platform_config, "flaky")
     trained = steps.train(platform_config, "flaky")
+    # The recipe as used, the learning curve and why training ended are on the MLflow run.
+    run = _client(platform_config).get_run(trained.mlflow_run_id)
+    assert run.data.params["recipe.batch_size"] == "8" and "recipe.head_learning_rate" in run.data.params
+    assert trained.stop_note and run.data.tags[constants.TAG_TRAINING_STOP] == trained.stop_note
+    assert run.data.metrics["epochs_run"] == trained.epochs_run == 1
+    curve = _client(platform_config).get_metric_history(trained.mlflow_run_id, "validation_macro_f1")
+    assert [point.step for point in curve] == [step for _, step, _ in trained.learning_curve]
     golden = platform_config.data.golden_set
     hidden = golden.with_name("golden.hidden")
     golden.rename(hidden)  # evaluation cannot read the golden set: the run fails

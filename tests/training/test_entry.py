@@ -34,6 +34,8 @@ def _train(tmp_path: Path, checkpoint: Path, golden: pd.DataFrame, name: str, pr
         "training.learning_rate": 0.01,
         "training.warmup_ratio": 0.0,
         "training.weight_decay": 0.0,
+        "training.head_learning_rate_multiplier": 1.0,
+        "training.patience": 0,  # every step trained and the last weights kept: the runs compare whole
     }
     config = load_config(write_config(tmp_path / name, checkpoint, golden, **settings), environ={})
     run_dir = tmp_path / name / "run"

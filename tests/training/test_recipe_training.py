@@ -1,0 +1,141 @@
+"""The recipe on the tiny BERT: CPU bf16 autocast runs, early stopping stops and keeps the best epoch."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from bertloop.core.config import PlatformConfig
+from modeling.hardware import Capabilities, HardwarePlan
+from tests.conftest import synthetic_rows
+from training.stopping import STOPPED_EARLY
+
+BF16_CPU = Capabilities(cuda_available=False, bf16_supported=False, cpu_bf16_supported=True)
+
+
+class RecordAutocast(TrainerCallback):
+    """Notes, on every forward pass of training, whether CPU autocast is on and at which type."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[bool, Any]] = set()
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+        import torch
+
+        def record(*_: Any) -> None:
+            self.seen.add((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+
+        # On the encoder, called inside the model's forward, which accelerate wraps in autocast.
+        model.base_model.register_forward_pre_hook(record)
+
+
+def _fine_tune(config: PlatformConfig, tmp_path: Path, rows_per_class: int, **settings: Any):
+    from training.finetune import fine_tune
+
+    frame = synthetic_rows(rows_per_class, seed=11)
+    callbacks = settings.pop("callbacks", ())
+    capabilities = settings.pop("capabilities", None)
+    return fine_tune(
+        frame["text"].tolist(),
+        frame["label"].tolist(),
+        config.data.labels,
+        Path(config.training.base_checkpoint),
+        tmp_path / "checkpoints",
+        tmp_path / "model",
+        config.training.model_copy(update=settings),
+        callbacks=callbacks,
+        capabilities=capabilities,
+    )
+
+
+def test_a_cpu_with_bf16_trains_under_bf16_autocast_and_serves_fp32(
+    platform_config: PlatformConfig, tmp_path: Path
+) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from modeling.runner import ClassifierRunner
+
+    recorder = RecordAutocast()
+    outcome = _fine_tune(platform_config, tmp_path, 8, callbacks=[recorder], capabilities=BF16_CPU)
+    assert (outcome.device, outcome.precision) == ("cpu", "bf16")
+    assert (True, torch.bfloat16) in recorder.seen  # Trainer's forward passes ran under CPU autocast
+    weights = load_file(Path(outcome.model_dir) / "model.safetensors")
+    assert {tensor.dtype for tensor in weights.values()} == {torch.float32}  # master weights stay fp32
+    runner = ClassifierRunner.from_directory(outcome.model_dir, max_length=32)
+    assert runner.plan == HardwarePlan("cpu", "fp32")
+    scored = runner.score(["goal match team", "chip cloud code"])
+    assert scored.logits.dtype.name == "float32" and len(scored.labels) == 2
+
+
+def test_training_stops_when_validation_stops_improving_and_keeps_the_best_epoch(
+    platform_config: PlatformConfig, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    outcome = _fine_tune(
+        platform_config, tmp_path, 30, epochs=20, learning_rate=0.01, warmup_ratio=0.0, patience=2
+    )
+    assert outcome.stop_reason == STOPPED_EARLY and outcome.epochs_run < 20
+    scores = [metric for _, _, metric in outcome.learning_curve]
+    assert len(scores) == outcome.epochs_run  # one validation score per epoch
+    assert outcome.best_metric == max(scores) and outcome.best_step is not None
+    assert outcome.best_step < outcome.global_step  # the last epochs did not improve
+    # The kept model is the best checkpoint's, not the last step's.
+    kept = load_file(Path(outcome.model_dir) / "model.safetensors")
+    best = load_file(tmp_path / "checkpoints" / f"checkpoint-{outcome.best_step}" / "model.safetensors")
+    last = load_file(tmp_path / "checkpoints" / f"checkpoint-{outcome.global_step}" / "model.safetensors")
+    assert all((kept[key] == best[key]).all() for key in best)
+    assert any((kept[key] != last[key]).any() for key in last)
+    assert outcome.recipe["recipe.learning_rate"] == "0.01" and outcome.recipe["recipe.batch_size"] == "8"
+    # The patience counter travels in the checkpoint, so a run killed and resumed goes on counting.
+    state = json.loads(
+        (tmp_path / "checkpoints" / f"checkpoint-{outcome.global_step}" / "trainer_state.json").read_text()
+    )
+    stopping = state["stateful_callbacks"]["EarlyStoppingCallback"]
+    assert stopping["attributes"]["early_stopping_patience_counter"] == 2
+    assert state["best_global_step"] == outcome.best_step
+
+
+def test_the_arguments_group_by_length_and_pick_the_best_epoch(platform_config: PlatformConfig) -> None:
+    from training.finetune import training_arguments
+    from training.recipe import choose_recipe
+
+    settings = platform_config.training
+    recipe = choose_recipe(settings, [0, 1, 2] * 10, 3, "cpu")
+    arguments = training_arguments(settings, HardwarePlan("cpu", "bf16"), recipe, Path("c"), validate=True)
+    assert arguments.train_sampling_strategy == "group_by_length"
+    assert arguments.bf16 and arguments.use_cpu and not arguments.fp16
+    assert arguments.load_best_model_at_end and arguments.metric_for_best_model == "macro_f1"
+    assert arguments.eval_strategy == arguments.save_strategy == "epoch"
+    assert arguments.restore_callback_states_from_checkpoint
+    plain = training_arguments(settings, HardwarePlan("cpu", "fp32"), recipe, Path("c"), validate=False)
+    assert plain.eval_strategy == "no" and not plain.load_best_model_at_end
+
+
+def test_imbalanced_classes_train_with_a_weighted_loss(
+    platform_config: PlatformConfig, tmp_path: Path
+) -> None:
+    from training.finetune import fine_tune
+
+    frame = synthetic_rows(20, seed=12)
+    skewed = (
+        frame.groupby("label")
+        .head(20)
+        .pipe(lambda rows: rows[(rows["label"] == "sport") | (rows.groupby("label").cumcount() < 4)])
+    )
+    outcome = fine_tune(
+        skewed["text"].tolist(),
+        skewed["label"].tolist(),
+        platform_config.data.labels,
+        Path(platform_config.training.base_checkpoint),
+        tmp_path / "checkpoints",
+        tmp_path / "model",
+        platform_config.training,
+    )
+    assert outcome.recipe["recipe.class_weights"] != "none"
+    assert math.isfinite(outcome.train_loss)
