@@ -36,9 +36,14 @@ NEW_TOPIC = [
 
 
 def _log_window(
-    config: PlatformConfig, texts: list[str], truths: list[str], now: float, given_by: str | None = None
+    config: PlatformConfig,
+    texts: list[str],
+    truths: list[str] | None,
+    now: float,
+    given_by: str | None = None,
+    version: str = "1",
 ) -> None:
-    served = load_from_registry(config, "1")
+    served = load_from_registry(config, version)
     predictions = served.predict(texts)
     log = PredictionLog(config.prediction_log_url)
     ids = []
@@ -47,11 +52,11 @@ def _log_window(
         request_id = uuid.uuid4().hex
         ids.append(request_id)
         rows.append(
-            PredictionRow(request_id, now - 60 + offset * 0.01, "c", "1", "champion", "ok", 10.0,
+            PredictionRow(request_id, now - 60 + offset * 0.01, "c", version, "champion", "ok", 10.0,
                           prediction.label, prediction.confidence, text=text)
         )  # fmt: skip
     log.record(rows)
-    for index, (request_id, truth) in enumerate(zip(ids, truths, strict=True)):
+    for index, (request_id, truth) in enumerate(zip(ids, truths or [], strict=False)):
         log.add_feedback(request_id, truth, given_by=given_by or f"labeller-{index % 3}", now=time.time())
     log.close()
 
@@ -156,6 +161,58 @@ def test_the_cli_runs_a_check_and_lists_the_history(
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("time (UTC)") and len(table) == len(timeline(drift_config)) + 1
     assert "quiet: 0 predictions in the window; no verdict below 60" in table[-1]
+
+
+def _isolated(drift_config: PlatformConfig, tmp_path: Path) -> PlatformConfig:
+    """The module's registry with a prediction log and ledger of this test's own."""
+    return drift_config.model_copy(
+        update={
+            "drift": drift_config.drift.model_copy(update={"baseline_size": 60, "min_window_size": 60}),
+            "serving": drift_config.serving.model_copy(
+                update={"prediction_log_url": f"sqlite:///{tmp_path / 'predictions.db'}"}
+            ),
+            "canary": drift_config.canary.model_copy(
+                update={"ledger_url": f"sqlite:///{tmp_path / 'ledger.db'}"}
+            ),
+        }
+    )
+
+
+def test_a_new_champion_gets_its_own_baseline_not_its_predecessors(
+    drift_config: PlatformConfig, two_versions: Registry, tmp_path: Path
+) -> None:
+    """After a (drift-triggered) retrain, v2 is judged against its own answers, never v1's traffic."""
+    from bertloop.core import constants
+    from bertloop.core.stores.ledger import Ledger
+
+    config = _isolated(drift_config, tmp_path)
+    ledger = Ledger(config.ledger_url)
+    name = config.registry.model_name
+    ledger.append("test", "promote", name, constants.CHAMPION_ALIAS, None, "1")
+    start = time.time() + 7000
+    old = synthetic_rows(20, seed=95)
+    _log_window(config, old["text"].tolist(), old["label"].tolist(), start)
+    steady = synthetic_rows(30, seed=96)
+    _log_window(config, steady["text"].tolist(), steady["label"].tolist(), start + 600)
+    assert check(config, now=start + 600).reference.startswith("live baseline of v1")  # type: ignore[union-attr]
+
+    ledger.append("test", "promote", name, constants.CHAMPION_ALIAS, "1", "2")
+    two_versions.set_alias(constants.CHAMPION_ALIAS, "2")
+    try:
+        generator = random.Random(4)
+        drifted = [" ".join(generator.sample(NEW_TOPIC, 6)) + f" {i}" for i in range(60)]
+        _log_window(config, drifted, None, start + 1200, version="2")  # the new traffic, no feedback yet
+        forming = check(config, now=start + 1200)
+        assert forming.champion == "2"
+        assert forming.reference and forming.reference.startswith("training texts of v2, reweighted")
+        more = [" ".join(generator.sample(NEW_TOPIC, 6)) + f" {i}" for i in range(60, 150)]
+        _log_window(config, more, None, start + 1800, version="2")
+        settled = check(config, now=start + 1800)
+        # v2's own first answers (the new traffic) are its baseline: the same traffic is no drift.
+        assert settled.reference and settled.reference.startswith("live baseline of v2")
+        assert not settled.confirmed and not settled.triggered, settled
+    finally:
+        two_versions.set_alias(constants.CHAMPION_ALIAS, "1")
 
 
 def test_the_champions_live_baseline_becomes_its_reference_once_complete(
