@@ -130,11 +130,13 @@ def fine_tune(
     log.info("training: %s", stop_note)
     temperature = None
     if validation is not None and settings.temperature_scaling:
-        logits = trainer.predict(validation).predictions  # every rank gets all rows under DDP
-        held_out = [label_ids[i] for i in validation_rows]
-        temperature = fit_temperature(logits[0] if isinstance(logits, tuple) else logits, held_out)
+        # Labels as Trainer served the rows: with group_by_length its evaluation sampler reorders
+        # them, and logits fitted against the split's own order would flatten every confidence.
+        scored = trainer.predict(validation)  # every rank gets all rows under DDP
+        logits = scored.predictions[0] if isinstance(scored.predictions, tuple) else scored.predictions
+        temperature = fit_temperature(logits, scored.label_ids)
         setattr(model.config, TEMPERATURE_ATTRIBUTE, temperature)  # saved into config.json
-        log.info("temperature %.3f fitted on %d validation rows", temperature, len(held_out))
+        log.info("temperature %.3f fitted on %d validation rows", temperature, len(scored.label_ids))
     trainer.save_model(str(model_dir))  # every rank calls it; only the main process writes
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(model_dir))

@@ -87,6 +87,39 @@ def test_the_temperature_is_fitted_on_held_out_rows_and_travels_with_the_model(
     assert ClassifierRunner.from_directory(plain.model_dir, max_length=32).temperature == 1.0
 
 
+def test_the_temperature_is_fitted_on_each_rows_own_label_even_when_batches_are_grouped_by_length(
+    platform_config: PlatformConfig, tmp_path: Path, tiny_checkpoint: Path
+) -> None:
+    """Trainer's length-grouped evaluation sampler reorders the validation rows; fitted against the split's
+    own label order, the temperature flattened the demo's confidences (T = 20 where 0.4 was right)."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from modeling.calibration import fit_temperature
+    from training.data import encode_labels, split_validation
+    from training.finetune import fine_tune
+
+    frame = synthetic_rows(20, seed=8)  # 60 rows; 20% of each class held out
+    settings = platform_config.training.model_copy(
+        update={"validation_fraction": 0.2, "eval_batch_size": 2, "group_by_length": True, "epochs": 3.0}
+    )
+    outcome = fine_tune(
+        frame["text"].tolist(), frame["label"].tolist(), platform_config.data.labels, tiny_checkpoint,
+        tmp_path / "checkpoints", tmp_path / "model", settings,
+    )  # fmt: skip
+    labels = encode_labels(frame["label"].tolist(), platform_config.data.labels)
+    _, held = split_validation(labels, settings.validation_fraction, settings.seed)
+    model = AutoModelForSequenceClassification.from_pretrained(str(outcome.model_dir)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(outcome.model_dir))
+    texts = [frame["text"].iloc[i] for i in held]
+    with torch.inference_mode():
+        logits = model(**tokenizer(texts, padding=True, truncation=True, return_tensors="pt")).logits.numpy()
+    expected = fit_temperature(logits, [labels[i] for i in held])
+    assert len(held) == 12 and outcome.temperature == pytest.approx(expected, rel=1e-3)
+    assert np.isfinite(expected)
+
+
 def test_the_validation_split_is_stratified_and_seeded() -> None:
     from training.data import split_validation
 
