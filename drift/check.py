@@ -158,8 +158,14 @@ def _choose_reference(
 def _baseline_accuracy(
     rows: list[dict[str, Any]], golden_accuracy: float | None, settings: DriftConfig
 ) -> tuple[float | None, str | None]:
-    """The accuracy live feedback is held to (the baseline's own where it has enough feedback, else the
-    golden set's), and why the baseline is refused: its live accuracy shown below the golden set's."""
+    """The accuracy live feedback is held to, and why the baseline is refused (its live accuracy shown
+    below the golden set's).
+
+    The lower of the golden set's accuracy and the baseline's own: live traffic harder than the golden
+    set is not harm, and a baseline that happened to score better than the golden set on a hundred
+    labels (the demo's scored 126 of 126) is not a promise a window can be held to; the golden set's
+    hundreds of frozen rows are.
+    """
     judged = [row for row in rows if row.get("true_label")]
     if len(judged) < settings.min_feedback or golden_accuracy is None:
         return golden_accuracy, None
@@ -167,7 +173,7 @@ def _baseline_accuracy(
     below = accuracy_drift(golden_accuracy, correct, len(judged), settings.alpha, settings.accuracy_margin)
     if below.drifted:
         return golden_accuracy, f"the baseline's live accuracy is below the golden set's: {below.detail}"
-    return correct / len(judged), None
+    return min(correct / len(judged), golden_accuracy), None
 
 
 def _golden_confidences(config: PlatformConfig, runner: ClassifierRunner, champion: str) -> np.ndarray:

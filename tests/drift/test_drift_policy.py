@@ -202,3 +202,21 @@ def _features_balanced(rng: np.random.Generator, per_class: int) -> Features:
         labels=[label for label in LABELS for _ in range(per_class)],
         confidences=rng.beta(9, 1, size),
     )
+
+
+@pytest.mark.parametrize(
+    ("correct", "golden", "expected"),
+    [
+        (126, 0.925, 0.925),  # a lucky perfect baseline (the demo's) does not raise the bar
+        (85, 0.9, 0.85),  # traffic harder than the golden set: the baseline's own accuracy
+    ],
+)
+def test_live_feedback_is_held_to_the_lower_of_the_baseline_and_the_golden_set(
+    correct: int, golden: float, expected: float
+) -> None:
+    from drift.check import _baseline_accuracy
+
+    total = 126 if correct == 126 else 100
+    rows = [{"label": "a", "true_label": "a" if i < correct else "b"} for i in range(total)]
+    accuracy, refused = _baseline_accuracy(rows, golden, DriftConfig())
+    assert refused is None and accuracy == pytest.approx(expected)
