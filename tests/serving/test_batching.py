@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 from serving.batching import MicroBatcher
@@ -13,12 +14,15 @@ class RecordingModel:
     """Stands in for a served model: records each pass, takes a little time."""
 
     version = "test"
+    max_length = 128
 
     def __init__(self) -> None:
         self.passes: list[list[str]] = []
+        self.threads: set[str] = set()
 
     def predict(self, texts):
         self.passes.append(list(texts))
+        self.threads.add(threading.current_thread().name)
         time.sleep(0.02)
         return [Prediction(label=text, confidence=1.0, scores={text: 1.0}) for text in texts]
 
@@ -99,3 +103,22 @@ def test_a_failing_text_fails_only_its_own_request() -> None:
     assert [o[0].label for o in outcomes if isinstance(o, list)] == ["a", "b", "c"]
     (error,) = [o for o in outcomes if isinstance(o, Exception)]
     assert "poison" in str(error)
+
+
+def test_passes_keep_within_the_token_budget_and_run_on_the_inference_thread() -> None:
+    model = RecordingModel()
+    long, short = "x" * 1000, "y"  # estimated at 128 (the model's maximum) and 2 word pieces
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(max_batch_size=32, max_wait_ms=50, max_batch_tokens=512)
+        batcher.start()
+        texts = [long] * 6 + [short] * 20
+        results = await asyncio.gather(*(batcher.submit(model, [text]) for text in texts))
+        assert [r[0].label for r in results] == texts
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    # 4 texts padded to 128 pieces make 512, the budget; once the long texts are gone, the short
+    # ones share a single pass.
+    assert [len(texts) for texts in model.passes] == [4, 4, 18]
+    assert model.threads == {"inference_0"}  # never the event loop's thread
