@@ -54,6 +54,7 @@ class Evaluation:
     champion_version: str | None
     decision: Decision
     calibration: Mapping[str, Calibration] = field(default_factory=dict)  # "candidate", "champion"
+    predicted: Sequence[str] = ()  # the candidate's answer per golden text, in the set's order
 
     @property
     def outcome(self) -> str:
@@ -122,6 +123,7 @@ def evaluate(
         champion_version=champion_version,
         decision=decision,
         calibration=calibration,
+        predicted=mine.labels,
     )
 
 
