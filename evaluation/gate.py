@@ -148,6 +148,15 @@ def decide(golden: GoldenPredictions, policy: GatePolicy) -> Decision:
                 failed.append(comparison.describe())
             if needed is None or needed > n:
                 advice.append(_advice(metric, margin, n, needed, policy))
+        if constants.METRIC_ACCURACY not in policy.max_regression:
+            # McNemar's test of accuracy is stated on every paired evaluation, gated or not.
+            passed.append(
+                paired.describe_unjudged(
+                    constants.METRIC_ACCURACY, mine.point_accuracy, theirs[0].point_accuracy,
+                    mine.accuracy - theirs[0].accuracy, policy.confidence, n,
+                    paired.mcnemar_exact(candidate == truth, champion == truth),
+                )
+            )  # fmt: skip
 
     classes = _classes(golden, truth, candidate, champion, mine, theirs, policy)
     slices = [
