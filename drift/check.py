@@ -16,6 +16,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -141,19 +142,31 @@ def _choose_reference(
     promoted_at = Ledger(config.ledger_url).alias_set_at(
         config.registry.model_name, constants.CHAMPION_ALIAS, champion
     )
-    if settings.baseline_size and promoted_at is not None:
+    why = "no live baseline: drift.baseline_size is 0"
+    if settings.baseline_size and promoted_at is None:
+        why = f"no live baseline: the ledger records no promotion of v{champion}"
+    elif settings.baseline_size and promoted_at is not None:
         since = predictions.answered_rows(config.prediction_log_url, champion, promoted_at, now)
         first = since[: settings.baseline_size]
         after = [row for row in rows if first and row["ts"] > first[-1]["ts"]]
+        why = (
+            f"live baseline still forming: {len(first)} of {settings.baseline_size} answers since "
+            f"promotion, {len(after)} window answers after them ({settings.min_window_size} needed)"
+        )
         usable = len(first) == settings.baseline_size and len(after) >= settings.min_window_size
-        if usable and all(row["text"] for row in first):
+        if usable and not all(row["text"] for row in first):
+            why = "no live baseline: its answers were logged without texts (redacted)"
+        elif usable:
             accuracy, rejected = _baseline_accuracy(first, training.accuracy, settings)
             if rejected is None:
                 baseline = reference.load_or_build_baseline(
                     training, runner, first, accuracy, settings, _cache_dir(config, runner), promoted_at
                 )
                 return baseline, after, None
+            why = f"live baseline refused: {rejected}"
     reweighted = reference.reweighted(training, Counter(row["label"] for row in rows))
+    if reweighted is not None:  # the check records why the baseline is not (yet) the reference
+        reweighted = replace(reweighted, description=f"{reweighted.description}; {why}")
     return reweighted, rows, _golden_confidences(config, runner, champion)
 
 

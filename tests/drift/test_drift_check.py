@@ -323,3 +323,6 @@ def test_a_baseline_whose_live_accuracy_is_below_the_golden_sets_is_refused(
     _log_window(config, steady["text"].tolist(), steady["label"].tolist(), start + 600)
     outcome = check(config, now=start + 600)
     assert outcome.reference and outcome.reference.startswith("training texts of v1, reweighted")
+    # ... and the check says why the baseline is not its reference.
+    refused = "live baseline refused: the baseline's live accuracy is below the golden set's"
+    assert refused in outcome.reference
