@@ -105,6 +105,13 @@ def test_a_small_class_wiped_out_fails_its_floor() -> None:
     rare = next(group for group in decision.classes if group.name == "class rare")
     assert rare.status == FAILED and rare.n == 12
     assert any(reason.startswith("class rare: recall 0.000 (0.000–0.2") for reason in decision.failed)
+    # Every class's F1 and recall is stated with its interval, like the aggregate metrics.
+    assert decision.class_intervals["recall_rare"].describe().startswith("0.000 (0.000–0.2")
+    assert decision.class_intervals["recall_rare"].n == 12
+    assert decision.class_intervals["f1_b"].estimate == pytest.approx(1.0)
+    f1_a = decision.class_intervals["f1_a"]  # a received the rare items: precision 100/112
+    assert f1_a.estimate == pytest.approx(2 * (100 / 112) / (1 + 100 / 112))
+    assert f1_a.lower < f1_a.estimate <= f1_a.upper
 
 
 def test_a_class_regressing_with_confidence_fails_though_the_aggregate_holds() -> None:
