@@ -104,6 +104,7 @@ class Gateway:
         return {
             "serving": {"device": self.plan.device, "precision": self.plan.precision},
             "infra_validation": {version: verdict.tag for version, verdict in self.watcher.verdicts.items()},
+            "pending_validation": list(self.watcher.pending),
         }
 
     async def refresh_forever(self) -> None:

@@ -1,11 +1,13 @@
 """Which versions the gateway serves: aliases and the canary share read from MLflow, each new version
 loaded once off the request path and proved before it is routed a request.
 
-A version that fails to load, or fails infra validation (:mod:`serving.infra_validation`),
-is routed nothing: the reason is tagged on the version (the canary controller
-fails closed on it) and written to the promotion ledger, and the gateway keeps
-serving what it served before. A refused version is not retried until the
-gateway restarts; one that passed is tagged too, with its figures.
+Versions are proved one per refresh, the champion first, so a starting gateway
+answers as soon as its champion has passed. A version that fails to load, or
+fails infra validation (:mod:`serving.infra_validation`), is routed nothing: the
+reason is tagged on the version (the canary controller fails closed on it) and
+written to the promotion ledger, and the gateway keeps serving what it served
+before. A refused version is not retried until the gateway restarts; one that
+passed is tagged too, with its figures.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class RegistryWatcher:
         self.prover = prover
         self._loaded: dict[str, ServedModel] = {}
         self.verdicts: dict[str, InfraVerdict] = {}  # every version tried, passed or refused
+        self.pending: list[str] = []  # aliased versions waiting for their turn to be proved
         self._state = RoutingState(champion=None, canary=None, canary_percent=0.0)
 
     @property
@@ -72,8 +75,12 @@ class RegistryWatcher:
         canary = version_for_alias(client, name, constants.CHALLENGER_ALIAS)
         percent = canary_percent(client, name) if canary else 0.0
         wanted = {version for version in (champion, canary) if version}
-        for version in sorted(wanted - self._loaded.keys() - self.verdicts.keys()):
-            self._admit(version)
+        # One new version per refresh, the champion first: a gateway starts serving once its champion
+        # is proved, and proving the canary never holds a swap of the champion back.
+        waiting = [v for v in (champion, canary) if v and v not in self._loaded and v not in self.verdicts]
+        if waiting:
+            self._admit(waiting[0])
+        self.pending = waiting[1:]
         previous = self._state.champion
         for version in self._loaded.keys() - wanted:
             del self._loaded[version]  # in-flight requests keep their own reference

@@ -68,6 +68,7 @@ def test_health_and_metrics(gateway: GatewayProcess) -> None:
     health = httpx.get(f"{gateway.url}/healthz").json()
     temperatures = health.pop("temperatures")
     serving, proved = health.pop("serving"), health.pop("infra_validation")
+    assert health.pop("pending_validation") == []  # start_gateway waited until both were proved
     assert health == {"status": "ok", "champion": "1", "canary": "2", "canary_percent": 0.0}
     assert set(temperatures) == {"champion", "canary"} and all(t > 0 for t in temperatures.values())
     assert serving == {"device": "cpu", "precision": "fp32"}  # the tests' configuration pins fp32
