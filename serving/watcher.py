@@ -104,7 +104,12 @@ class RegistryWatcher:
         except Exception as error:  # a version that cannot load is refused, not a gateway that dies
             verdict = load_failed(error, serving_plan(self.config).describe())
         else:
-            verdict = self.prover(self.config, model)
+            try:
+                verdict = self.prover(self.config, model)
+            except ValueError as error:  # its stored sample is unreadable: refused, with the reason
+                plan = model.runner.plan.describe()
+                verdict = InfraVerdict(False, f"could not be proved: {error}"[:2000], plan)
+            # Other errors (the registry briefly away) propagate: the next refresh tries again.
             if verdict.passed:
                 self._loaded[version] = model
         self.verdicts[version] = verdict

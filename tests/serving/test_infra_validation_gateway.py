@@ -110,3 +110,25 @@ def test_a_version_that_cannot_load_or_loses_accuracy_as_served_gets_no_traffic(
     assert outcome["outcome"] == "rolled_back"
     assert "the gateway refused v2 in infra validation" in outcome["reasons"][0]
     assert two_versions.canary_percent() == 0
+
+
+def test_a_version_whose_stored_sample_is_unreadable_is_refused_and_the_champion_serves(
+    two_versions: Registry,
+) -> None:
+    from serving.watcher import RegistryWatcher
+
+    two_versions.set_alias(constants.CHALLENGER_ALIAS, "2")
+    sample_file = sample_of(two_versions, "2")
+    original = sample_file.read_text()
+    sample_file.write_text("{not json")
+    try:
+        watcher = RegistryWatcher(two_versions.config)
+        first = watcher.refresh()  # the champion first, alone
+        assert first.champion is not None and first.champion.version == "1" and watcher.pending == ["2"]
+        second = watcher.refresh()
+    finally:
+        sample_file.write_text(original)
+    assert second.champion is first.champion and second.canary is None
+    assert watcher.refused["2"].reason.startswith("could not be proved: ")
+    assert "is not a readable infra-validation sample" in watcher.refused["2"].reason
+    assert infra_tag(two_versions, "2").startswith("failed: could not be proved")
