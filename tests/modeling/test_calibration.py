@@ -34,6 +34,22 @@ def test_fit_temperature_recovers_a_known_temperature() -> None:
     assert calibration.fit_temperature(logits, labels) == pytest.approx(2.5, rel=0.08)
     with pytest.raises(ValueError, match="do not match"):
         calibration.fit_temperature(logits, labels[:-1])
+    sharp = [generator.choice(4, p=row) for row in softmax(logits / 0.5, axis=1)]
+    assert calibration.fit_temperature(logits, sharp) == pytest.approx(0.5, rel=0.08)  # errors enough
+
+
+def test_a_split_the_model_answers_all_right_cannot_sharpen_it() -> None:
+    # Every row right: the likelihood keeps falling as T shrinks, and the unguarded fit sat on the
+    # lower bound (T = 0.05, every later answer ~100% confident at 92% accuracy, in the demo).
+    generator = np.random.default_rng(2)
+    labels = generator.integers(0, 5, 30)
+    logits = generator.normal(0, 1, (30, 5))
+    logits[np.arange(30), labels] += 4.0
+    assert (logits.argmax(axis=1) == labels).all()
+    assert calibration.fit_temperature(logits, labels) == pytest.approx(1.0, abs=1e-3)
+    wrong = labels.copy()
+    wrong[:4] = (labels[:4] + 1) % 5  # four errors: still too few to sharpen on
+    assert calibration.fit_temperature(logits, wrong) >= 1.0
 
 
 def test_a_corrupt_stored_temperature_is_refused() -> None:
