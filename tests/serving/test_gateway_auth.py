@@ -28,6 +28,7 @@ PREDICT_ONLY = "predict-only-key-0123456789"
 METRICS_ONLY = "metrics-key-0123456789abcdef"
 CAROL = "carol-key-0123456789abcdef"
 DAVE = "dave-key-0123456789abcdef"
+ERIN = "erin-key-0123456789abcdef"
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -157,7 +158,13 @@ def limited(
         env={
             "BERTLOOP_API_KEYS": ";".join(
                 f"{key} predict,feedback {name}"
-                for key, name in ((ALICE, "alice"), (BOB, "bob"), (CAROL, "carol"), (DAVE, "dave"))
+                for key, name in (
+                    (ALICE, "alice"),
+                    (BOB, "bob"),
+                    (CAROL, "carol"),
+                    (DAVE, "dave"),
+                    (ERIN, "erin"),
+                )
             )
         },
         **{
@@ -191,6 +198,18 @@ def test_each_key_has_its_own_rate(limited: tuple[GatewayProcess, str]) -> None:
     assert "rate limit" in refused[0].json()["detail"]
     # Carol spending her allowance costs Bob nothing.
     assert httpx.post(f"{url}/predict", json={"text": "goal"}, headers=bearer(BOB)).status_code == 200
+
+
+def test_feedback_spends_the_same_per_key_rate(limited: tuple[GatewayProcess, str]) -> None:
+    url = limited[0].url
+    answer = httpx.post(f"{url}/predict", json={"text": "goal"}, headers=bearer(ERIN)).json()["predictions"][
+        0
+    ]
+    body = {"request_id": answer["request_id"], "label": "sport", "feedback_token": "v1.1.guessed"}
+    guesses = [httpx.post(f"{url}/feedback", json=body, headers=bearer(ERIN)) for _ in range(5)]
+    statuses = [response.status_code for response in guesses]
+    assert set(statuses) == {403, 429}, statuses  # guessing tokens runs into the rate limit
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in guesses if r.status_code == 429)
 
 
 def test_a_key_with_a_request_in_flight_gets_a_429_for_the_next(limited: tuple[GatewayProcess, str]) -> None:
