@@ -5,15 +5,22 @@ Both servers serve the registry's current champion on this machine, one
 process each. The same client load (concurrent callers, one text per request,
 texts drawn from the demo's held-out articles) hits each in turn after a
 warm-up, and the script prints requests per second, p50 and p99 latency, and
-the gateway's ratio to MLflow's.
+the gateway's ratio to MLflow's. The gateway runs once per serving precision
+asked for (``--precisions``, default ``auto`` and ``int8``; ``auto`` is bf16 on a
+CPU with avx512_bf16 or AMX and fp32 on others), and for each the script also
+scores the whole golden set in that precision and in fp32, through the gateway's
+runner and pass sizes, and prints both accuracies.
 
     make demo   # once: a workspace with a registered champion
     .venv/bin/python bench/gateway_vs_mlflow_serve.py --config demo-workspace/bertloop.yaml
+
+The script ends with one JSON line holding every figure it printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import statistics
@@ -66,6 +73,32 @@ def load(url: str, make_body, texts: list[str], clients: int, requests_per_clien
     }
 
 
+def golden_accuracy(config, version: str, precision: str) -> tuple[str, float]:
+    """The champion's accuracy on the whole golden set, scored in ``precision`` in the gateway's passes."""
+    from intake.datasets import load_golden_set
+    from modeling.hardware import inference_plan
+    from modeling.runner import ClassifierRunner
+    from registry.mlflow_registry import load_version
+    from serving.batching import estimate_tokens, texts_per_pass
+
+    plan = inference_plan(config.serving.device, requested_precision=precision)
+    runner = ClassifierRunner.from_components(
+        *load_version(config.registry.model_name, version), config.training.max_length, plan
+    )
+    golden = load_golden_set(config).frame
+    texts = golden[config.data.text_column].astype(str).tolist()
+    truth = golden[config.data.label_column].astype(str).tolist()
+    estimates = [estimate_tokens(text, runner.max_length) for text in texts]
+    answers: list[str] = []
+    while len(answers) < len(texts):
+        start = len(answers)
+        count = texts_per_pass(
+            estimates[start:], config.serving.max_batch_size, config.serving.max_batch_tokens
+        )
+        answers.extend(runner.score(texts[start : start + count], batch_size=count).labels)
+    return plan.describe(), sum(a == t for a, t in zip(answers, truth, strict=True)) / len(texts)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -75,6 +108,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests-per-client", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--precisions", default="auto,int8", help="serving.precision values to run")
     args = parser.parse_args()
 
     from bertloop.core import env as env_defaults
@@ -96,17 +130,21 @@ def main() -> int:
     }
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"  # mlflow models serve runs `uvicorn`
-    gateway_port, mlflow_port = free_port(), free_port()
-    # The gateway serves the champion alone, as MLflow does: no canary, no mirrored scoring.
-    gateway_command = [sys.executable, "-m", "bertloop.pipeline.cli", "--set", "serving.shadow=false"]
+    precisions = [name.strip() for name in args.precisions.split(",") if name.strip()]
+    mlflow_port = free_port()
     mlflow_command = [str(bin_dir / "mlflow"), "models", "serve", "--env-manager", "local", "--workers", "1"]
-    servers = {
-        "bertloop gateway": (
-            [*gateway_command, "serve", "--port", str(gateway_port)],
-            f"http://127.0.0.1:{gateway_port}/healthz",
-            f"http://127.0.0.1:{gateway_port}/predict",
+    servers = {}
+    for precision in precisions:
+        port = free_port()
+        # The gateway serves the champion alone, as MLflow does: no canary, no mirrored scoring.
+        servers[f"gateway {precision}"] = (
+            [sys.executable, "-m", "bertloop.pipeline.cli", "--set", "serving.shadow=false",
+             "--set", f"serving.precision={precision}", "serve", "--port", str(port)],
+            f"http://127.0.0.1:{port}/healthz",
+            f"http://127.0.0.1:{port}/predict",
             lambda text: {"text": text},
-        ),
+        )  # fmt: skip
+    servers.update({
         "mlflow models serve": (
             [*mlflow_command, "-m", f"models:/{config.registry.model_name}/{champion}",
              "--host", "127.0.0.1", "--port", str(mlflow_port)],
@@ -114,12 +152,16 @@ def main() -> int:
             f"http://127.0.0.1:{mlflow_port}/invocations",
             lambda text: {"inputs": [text]},
         ),
-    }  # fmt: skip
+    })  # fmt: skip
     results = {}
+    plans: dict[str, str] = {}
     for name, (command, health, endpoint, body) in servers.items():
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_until_healthy(health, process, timeout=240)
+            wait_until_healthy(health, process, timeout=600)
+            if name.startswith("gateway"):
+                serving = httpx.get(health, timeout=30).json()["serving"]
+                plans[name] = f"{serving['device']}/{serving['precision']}"
             load(endpoint, body, texts, clients=2, requests_per_client=args.warmup)
             results[name] = load(endpoint, body, texts, args.clients, args.requests_per_client)
         finally:
@@ -127,15 +169,32 @@ def main() -> int:
             process.wait(timeout=60)
     print(f"model: {config.registry.model_name} v{champion}; {args.clients} concurrent clients, "
           f"{args.clients * args.requests_per_client} requests of one text each, per server")  # fmt: skip
-    print(f"{'server':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}")
-    for name, figures in results.items():
-        print(f"{name:<22}{figures['requests_per_s']:>10.1f}{figures['p50_ms']:>10.1f}"
-              f"{figures['p99_ms']:>10.1f}{figures['failures']:>8}")  # fmt: skip
-    ours, theirs = results["bertloop gateway"], results["mlflow models serve"]
-    print(
-        f"ratio (gateway / mlflow): throughput x{ours['requests_per_s'] / theirs['requests_per_s']:.2f}, "
-        f"p50 x{ours['p50_ms'] / theirs['p50_ms']:.2f}, p99 x{ours['p99_ms'] / theirs['p99_ms']:.2f}"
-    )
+    figures: dict[str, object] = {
+        "clients": args.clients,
+        "requests": args.clients * args.requests_per_client,
+    }
+    print(f"{'server':<30}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'failed':>8}")
+    for name, result in results.items():
+        label = f"{name} ({plans[name]})" if name in plans else name
+        print(f"{label:<30}{result['requests_per_s']:>10.1f}{result['p50_ms']:>10.1f}"
+              f"{result['p99_ms']:>10.1f}{result['failures']:>8}")  # fmt: skip
+        key = name.replace(" ", "_")
+        figures.update({f"{key}_{metric}": value for metric, value in result.items()})
+    theirs = results["mlflow models serve"]
+    _, fp32_accuracy = golden_accuracy(config, champion, "fp32")
+    figures["golden_accuracy_fp32"] = fp32_accuracy
+    for name in plans:
+        ours = results[name]
+        throughput = ours["requests_per_s"] / theirs["requests_per_s"]
+        p50, p99 = ours["p50_ms"] / theirs["p50_ms"], ours["p99_ms"] / theirs["p99_ms"]
+        plan, accuracy = golden_accuracy(config, champion, name.removeprefix("gateway "))
+        print(f"ratio ({name}, {plan} / mlflow): throughput x{throughput:.2f}, p50 x{p50:.2f}, "
+              f"p99 x{p99:.2f}; golden-set accuracy {accuracy:.4f} in {plan} against {fp32_accuracy:.4f} "
+              "in fp32")  # fmt: skip
+        key = name.replace(" ", "_")
+        figures.update({f"{key}_plan": plan, f"{key}_throughput_ratio": throughput, f"{key}_p50_ratio": p50,
+                        f"{key}_p99_ratio": p99, f"{key}_golden_accuracy": accuracy})  # fmt: skip
+    print(json.dumps(figures))
     return 0
 
 

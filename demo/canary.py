@@ -164,6 +164,11 @@ def run(
     gateway = start_gateway(workdir / "gateway.log", env=env)
     url = gateway.url
     say(f"gateway serving at {url} (log: {gateway.log_file})")
+    health = httpx.get(f"{url}/healthz", timeout=30).json()
+    plan = health["serving"]
+    say(f"serving in {plan['device']}/{plan['precision']}; each version proved before traffic:")
+    for version, verdict in sorted(health["infra_validation"].items()):
+        say(f"  v{version}: {verdict}")
     # Callers send what the API accepts; longer articles would get a 422 (see the gateway tests).
     acceptable = held_out[held_out["text"].str.len() <= config.serving.max_text_chars]
     traffic = TrafficDriver(url, acceptable, clients=4, feedback_delay=2.0, seed=7)

@@ -47,20 +47,45 @@ def _latest_check(config: PlatformConfig) -> dict[str, Any]:
     return DriftHistory(config.ledger_url).timeline().iloc[-1].to_dict()
 
 
+# How the timeline marks each verdict: a confirmation apart from a warning, in colour and in shape.
+VERDICT_MARKS: dict[str, tuple[str, str, str]] = {
+    "retrain": ("retrain triggered", "tab:red", "X"),
+    "drift": ("drift confirmed (retrain held back)", "darkred", "D"),
+    "warning": ("warning: shift, no harm (no retrain)", "tab:orange", "^"),
+    "quiet": ("no drift", "tab:green", "o"),
+}
+
+
 def plot_timeline(config: PlatformConfig, path: Path, events: list[tuple[int, str]]) -> Path:
+    """The drift history as a picture at ``path``; ``events`` happen after the check they name."""
+    import matplotlib.pyplot as plt
+
+    figure = draw_timeline(DriftHistory(config.ledger_url).timeline(), events)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def draw_timeline(history: pd.DataFrame, events: list[tuple[int, str]]) -> Any:
+    """Drift score and live accuracy per check, each check marked by its verdict (a legend says which
+    mark is which); returns the matplotlib figure."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import matplotlib.ticker
+    from matplotlib.lines import Line2D
 
-    history = DriftHistory(config.ledger_url).timeline()
+    from drift.report import timeline_verdict
+
     history = history[history["window_size"] > 0].reset_index(drop=True)
     figure, drift_axis = plt.subplots(figsize=(9, 4.8))
     checks = list(range(1, len(history) + 1))
-    drift_axis.plot(checks, history["drift_score"], "o-", color="tab:red", label="drift score (MMD²)")
+    drift_axis.plot(checks, history["drift_score"], "-", color="tab:red", label="drift score (MMD²)")
     drift_axis.set_ylabel("drift score (MMD², sentence embeddings)", color="tab:red")
-    drift_axis.set_ylim(0, max(float(history["drift_score"].max()) * 1.3, 0.01))
+    highest = history["drift_score"].max()  # NaN when no check had texts to embed
+    drift_axis.set_ylim(0, max(float(highest) * 1.3, 0.01) if pd.notna(highest) else 0.01)
     drift_axis.set_xticks(
         checks,
         [
@@ -76,36 +101,36 @@ def plot_timeline(config: PlatformConfig, path: Path, events: list[tuple[int, st
     accuracy_axis.set_ylabel("live accuracy", color="tab:blue")
     accuracy_axis.set_ylim(0, 1.05)
     accuracy_axis.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    from drift.report import timeline_verdict
-
-    words = {"retrain": "retrain triggered", "drift": "drift confirmed", "warning": "warning: shift, no harm",
-             "quiet": "no drift"}  # fmt: skip
-    colours = {"retrain": "tab:red", "drift": "tab:red", "warning": "tab:orange", "quiet": "tab:green"}
+    shown: list[str] = []
     for index, row in history.iterrows():
         verdict = timeline_verdict(row)
-        drift_axis.plot(
-            [index + 1], [row["drift_score"]], "D", color=colours[verdict], markersize=9, zorder=3
-        )
+        words, colour, marker = VERDICT_MARKS[verdict]
+        score = row["drift_score"]
+        height = 0.0 if pd.isna(score) else float(score)  # a redacted window has no embedding score
+        drift_axis.plot([index + 1], [height], marker, color=colour, markersize=10, zorder=3)
         drift_axis.annotate(
-            f"{row['drift_score']:.3f}: {words[verdict]}", (index + 1, row["drift_score"]),
-            textcoords="offset points", xytext=(0, 9), ha="center", fontsize=8, color=colours[verdict],
+            f"{'n/a' if pd.isna(score) else f'{score:.3f}'}: {words}", (index + 1, height),
+            textcoords="offset points", xytext=(0, 9), ha="center", fontsize=8, color=colour,
         )  # fmt: skip
+        if verdict not in shown:
+            shown.append(verdict)
     for position, label in events:  # an event happens after check ``position``
         drift_axis.axvline(position + 0.5, color="grey", linestyle="--")
         drift_axis.annotate(
             label, (position + 0.5, 0), textcoords="offset points", xytext=(4, 6), fontsize=8, color="grey"
         )
     lines = drift_axis.get_lines()[:1] + accuracy_axis.get_lines()[:1]
+    marks = [
+        Line2D([], [], linestyle="", marker=VERDICT_MARKS[v][2], color=VERDICT_MARKS[v][1], markersize=8)
+        for v in shown
+    ]
     drift_axis.legend(
-        lines, [str(line.get_label()) for line in lines], loc="lower center", bbox_to_anchor=(0.5, 1.0),
-        ncol=2, fontsize=8, frameon=False,
+        lines + marks, [str(line.get_label()) for line in lines] + [VERDICT_MARKS[v][0] for v in shown],
+        loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False,
     )  # fmt: skip
     figure.suptitle("Drift score and live accuracy, before and after the drift-triggered retrain")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return figure
 
 
 def run(
@@ -132,6 +157,8 @@ def run(
         ended = time.time()
         airflow(["dags", "test", DAG_DRIFT])
         checks.append(_latest_check(config))
+        if checks[-1]["confirmed"]:
+            raise SystemExit(f"steady traffic was confirmed as drift (a false alarm): {checks[-1]['reason']}")
         _wait_out(ended, window)
         say(
             "drifted traffic (a publisher's football banner on every article), "
@@ -169,6 +196,8 @@ def run(
         traffic.append(_phase(url, drifted, 400, seed=14))
         airflow(["dags", "test", DAG_DRIFT])
         checks.append(_latest_check(config))
+        if checks[-1]["confirmed"]:  # the retrained champion alarming on the traffic it was trained for
+            raise SystemExit(f"'drift back' after the retrain: {checks[-1]['reason']}")
     finally:
         gateway.stop()
     picture = plot_timeline(config, workdir / "drift-timeline.png", events)

@@ -16,6 +16,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from drift.storm import RetrainHistory, StormPolicy, may_retrain
 from intake.datasets import load_golden_set
 from modeling.runner import ClassifierRunner
 from registry import mlflow_registry as registry
+from serving.models import serving_plan
 
 
 class CheckOutcome(CheckRecord):
@@ -69,10 +71,11 @@ def run_check(
         reason = f"{len(rows)} predictions in the window; no verdict below {config.drift.min_window_size}"
         return _record(config, now, champion, rows, [], reason)
     facts = registry.version_facts(client, name, champion)
+    # The serving plan: the reference is embedded as the gateway embeds the window it logs.
     runner = ClassifierRunner.from_components(
-        *registry.load_version(name, champion), config.training.max_length
+        *registry.load_version(name, champion), config.training.max_length, serving_plan(config)
     )
-    cache = config.workspace / "drift"
+    cache = _cache_dir(config, runner)
     training = reference.load_or_build(
         champion, runner, training_texts, facts.golden_accuracy, config.drift, cache
     )
@@ -80,10 +83,10 @@ def run_check(
     if ref is None:
         reason = "no verdict: the window's predicted classes are not in the reference"
         return _record(config, now, champion, rows, [], reason)
-    texts = [row["text"] for row in rows if row["text"]]
-    if len(texts) > config.drift.max_window_texts:  # input signals need a sample, not every text
-        texts = random.Random(config.drift.seed).sample(texts, config.drift.max_window_texts)
-    window = features.featurize(runner, texts) if texts else None
+    texted = [row for row in rows if row["text"]]
+    if len(texted) > config.drift.max_window_texts:  # input signals need a sample, not every text
+        texted = random.Random(config.drift.seed).sample(texted, config.drift.max_window_texts)
+    window = features.from_log(runner, texted) if texted else None
     found, skipped = signals.detect(config.drift, ref, rows, window, golden_confidences)
     verdict = policy.decide(found, config.drift.alpha, config.drift.severe_mmd)
     report = write_reports(config, now, champion, rows, found, ref, window, verdict, skipped)
@@ -139,19 +142,31 @@ def _choose_reference(
     promoted_at = Ledger(config.ledger_url).alias_set_at(
         config.registry.model_name, constants.CHAMPION_ALIAS, champion
     )
-    if settings.baseline_size and promoted_at is not None:
+    why = "no live baseline: drift.baseline_size is 0"
+    if settings.baseline_size and promoted_at is None:
+        why = f"no live baseline: the ledger records no promotion of v{champion}"
+    elif settings.baseline_size and promoted_at is not None:
         since = predictions.answered_rows(config.prediction_log_url, champion, promoted_at, now)
         first = since[: settings.baseline_size]
         after = [row for row in rows if first and row["ts"] > first[-1]["ts"]]
+        why = (
+            f"live baseline still forming: {len(first)} of {settings.baseline_size} answers since "
+            f"promotion, {len(after)} window answers after them ({settings.min_window_size} needed)"
+        )
         usable = len(first) == settings.baseline_size and len(after) >= settings.min_window_size
-        if usable and all(row["text"] for row in first):
+        if usable and not all(row["text"] for row in first):
+            why = "no live baseline: its answers were logged without texts (redacted)"
+        elif usable:
             accuracy, rejected = _baseline_accuracy(first, training.accuracy, settings)
             if rejected is None:
                 baseline = reference.load_or_build_baseline(
-                    training, runner, first, accuracy, settings, config.workspace / "drift", promoted_at
+                    training, runner, first, accuracy, settings, _cache_dir(config, runner), promoted_at
                 )
                 return baseline, after, None
+            why = f"live baseline refused: {rejected}"
     reweighted = reference.reweighted(training, Counter(row["label"] for row in rows))
+    if reweighted is not None:  # the check records why the baseline is not (yet) the reference
+        reweighted = replace(reweighted, description=f"{reweighted.description}; {why}")
     return reweighted, rows, _golden_confidences(config, runner, champion)
 
 
@@ -176,9 +191,14 @@ def _baseline_accuracy(
     return min(correct / len(judged), golden_accuracy), None
 
 
+def _cache_dir(config: PlatformConfig, runner: ClassifierRunner) -> Path:
+    """Where references are cached: per serving plan, since embeddings and confidences depend on it."""
+    return config.workspace / "drift" / runner.plan.describe().replace("/", "-")
+
+
 def _golden_confidences(config: PlatformConfig, runner: ClassifierRunner, champion: str) -> np.ndarray:
     """The champion's confidence on the golden set, which it never trained on; cached per version."""
-    cache = config.workspace / "drift" / f"golden-confidences-v{champion}.npy"
+    cache = _cache_dir(config, runner) / f"golden-confidences-v{champion}.npy"
     if cache.is_file():
         return np.load(cache)
     texts = load_golden_set(config).frame[config.data.text_column].astype(str).tolist()

@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 
 from bertloop.core.config import DriftConfig
-from drift.features import Features, featurize
+from drift.features import Features, featurize, from_log
 from modeling.runner import ClassifierRunner
 
-REFERENCE_FORMAT = "r3"  # bump when the cached reference's contents change
+REFERENCE_FORMAT = "r4"  # bump when the cached reference's contents change
 BASELINE, TRAINING = "baseline", "training"
 
 # Champion version -> the texts it was trained on (resolved by the caller through lineage).
@@ -155,8 +155,7 @@ def load_or_build_baseline(
     cache = cache_dir / f"baseline-v{training.version}-{promoted_at:.3f}-{len(rows)}-{REFERENCE_FORMAT}.npz"
     if cache.is_file():
         return _load(cache, training.version, BASELINE, description, accuracy)
-    texts = [str(row["text"]) for row in rows]
-    made = baseline(training, featurize(runner, texts), settings.rare_token_count, accuracy, description)
+    made = baseline(training, from_log(runner, rows), settings.rare_token_count, accuracy, description)
     _save(made, cache)
     return made
 

@@ -94,6 +94,9 @@ class Decision:
     failed: tuple[str, ...] = ()
     intervals: Mapping[str, Interval] = field(default_factory=dict)
     champion_intervals: Mapping[str, Interval] = field(default_factory=dict)
+    # The candidate's per-class F1 (bootstrap) and recall (Wilson), "f1_<label>" and "recall_<label>":
+    # stated with their intervals like every golden metric; the class floors and margins judge them.
+    class_intervals: Mapping[str, Interval] = field(default_factory=dict)
     comparisons: tuple[Comparison, ...] = ()
     classes: tuple[GroupResult, ...] = ()
     slices: tuple[GroupResult, ...] = ()
@@ -148,6 +151,15 @@ def decide(golden: GoldenPredictions, policy: GatePolicy) -> Decision:
                 failed.append(comparison.describe())
             if needed is None or needed > n:
                 advice.append(_advice(metric, margin, n, needed, policy))
+        if constants.METRIC_ACCURACY not in policy.max_regression:
+            # McNemar's test of accuracy is stated on every paired evaluation, gated or not.
+            passed.append(
+                paired.describe_unjudged(
+                    constants.METRIC_ACCURACY, mine.point_accuracy, theirs[0].point_accuracy,
+                    mine.accuracy - theirs[0].accuracy, policy.confidence, n,
+                    paired.mcnemar_exact(candidate == truth, champion == truth),
+                )
+            )  # fmt: skip
 
     classes = _classes(golden, truth, candidate, champion, mine, theirs, policy)
     slices = [
@@ -165,6 +177,7 @@ def decide(golden: GoldenPredictions, policy: GatePolicy) -> Decision:
         failed=tuple(failed),
         intervals=intervals,
         champion_intervals=champion_intervals,
+        class_intervals=_class_intervals(golden.labels, mine, truth, candidate, policy.confidence),
         comparisons=tuple(comparisons),
         classes=tuple(classes),
         slices=tuple(slices),
@@ -201,6 +214,27 @@ def _intervals(
             resampled.macro_f1, resampled.point_macro_f1, n, confidence
         ),
     }
+
+
+def _class_intervals(
+    labels: Sequence[str],
+    resampled: paired.Resampled,
+    truth: np.ndarray,
+    predicted: np.ndarray,
+    confidence: float,
+) -> dict[str, Interval]:
+    intervals: dict[str, Interval] = {}
+    for index, label in enumerate(labels):
+        members = truth == index
+        support = int(members.sum())
+        if support == 0:
+            continue  # a class the golden set lacks has no recall to state
+        intervals[f"f1_{label}"] = paired.bootstrap_interval(
+            resampled.class_f1[:, index], float(resampled.point_class_f1[index]), support, confidence
+        )
+        recalled = int((predicted[members] == index).sum())
+        intervals[f"recall_{label}"] = paired.wilson(recalled, support, confidence)
+    return intervals
 
 
 def _compare(

@@ -28,7 +28,7 @@ class GoldenScores:
         metrics = {f"{prefix}{name}": value for name, value in self.headline().items()}
         for label, scores in self.per_class.items():
             for name, value in scores.items():
-                metrics[f"{prefix}{name}_{_metric_safe(label)}"] = value
+                metrics[f"{prefix}{name}_{metric_safe(label)}"] = value
         return {key: value for key, value in metrics.items() if not math.isnan(value)}
 
 
@@ -85,5 +85,5 @@ def plot_confusion_matrix(scores: GoldenScores, title: str, path: Path) -> Path:
     return path
 
 
-def _metric_safe(label: str) -> str:
+def metric_safe(label: str) -> str:
     return "".join(character if character.isalnum() or character in "_-." else "_" for character in label)

@@ -164,6 +164,27 @@ def compare(
     )  # fmt: skip
 
 
+def describe_unjudged(
+    metric: str,
+    candidate: float,
+    champion: float,
+    differences: np.ndarray,
+    confidence: float,
+    n: int,
+    mcnemar_p: float,
+) -> str:
+    """A paired difference stated with its interval and McNemar's test, for a metric the gate has no margin
+    for: reported so every evaluation says whether accuracy moved, but it decides nothing."""
+    tail = (1 - confidence) / 2
+    lower, upper = (float(x) for x in np.quantile(differences, [tail, 1 - tail]))
+    difference = candidate - champion
+    return (
+        f"{metric}: candidate {candidate:.4f} vs champion {champion:.4f}, difference {difference:+.4f} "
+        f"({confidence:.0%} CI {lower:+.4f} to {upper:+.4f}, n={n}), McNemar exact p={_p(mcnemar_p)} for "
+        f"'same accuracy'; reported, not gated (no {metric} margin in gate.max_regression)"
+    )
+
+
 def bootstrap_interval(values: np.ndarray, point: float, n: int, confidence: float) -> Interval:
     tail = (1 - confidence) / 2
     lower, upper = (float(x) for x in np.quantile(values, [tail, 1 - tail]))

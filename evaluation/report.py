@@ -18,7 +18,7 @@ import numpy as np
 from bertloop.core import constants
 from bertloop.core.workspace import write_json_atomic
 from evaluation.gate import Decision, GatePolicy, GoldenPredictions, GroupResult, decide
-from evaluation.metrics import GoldenScores, plot_confusion_matrix, score
+from evaluation.metrics import GoldenScores, metric_safe, plot_confusion_matrix, score
 from evaluation.paired import Indices
 from evaluation.plots import plot_evaluation
 from modeling.calibration import ReliabilityBin, expected_calibration_error, reliability_bins
@@ -54,6 +54,7 @@ class Evaluation:
     champion_version: str | None
     decision: Decision
     calibration: Mapping[str, Calibration] = field(default_factory=dict)  # "candidate", "champion"
+    predicted: Sequence[str] = ()  # the candidate's answer per golden text, in the set's order
 
     @property
     def outcome(self) -> str:
@@ -62,9 +63,9 @@ class Evaluation:
     def metrics(self) -> dict[str, float]:
         """Every number of both models, flattened under the candidate's and the champion's prefixes."""
         metrics = self.candidate.flat(constants.GOLDEN_PREFIX)
-        for name, interval in self.decision.intervals.items():
-            metrics[f"{constants.GOLDEN_PREFIX}{name}_lower"] = interval.lower
-            metrics[f"{constants.GOLDEN_PREFIX}{name}_upper"] = interval.upper
+        for name, interval in {**self.decision.intervals, **self.decision.class_intervals}.items():
+            metrics[f"{constants.GOLDEN_PREFIX}{metric_safe(name)}_lower"] = interval.lower
+            metrics[f"{constants.GOLDEN_PREFIX}{metric_safe(name)}_upper"] = interval.upper
         if "candidate" in self.calibration:
             for name, value in self.calibration["candidate"].metrics().items():
                 metrics[f"{constants.GOLDEN_PREFIX}{name}"] = value
@@ -81,7 +82,8 @@ class Evaluation:
 
     def intervals(self) -> dict[str, str]:
         """``{"accuracy": "0.925 (0.890–0.960, n=200)"}``: the candidate's metrics as people read them."""
-        return {name: interval.describe() for name, interval in self.decision.intervals.items()}
+        every = {**self.decision.intervals, **self.decision.class_intervals}
+        return {metric_safe(name): interval.describe() for name, interval in every.items()}
 
     def details(self) -> dict[str, Any]:
         """The comparisons, classes, slices, calibration and advice, as plain data for the verdict file."""
@@ -122,6 +124,7 @@ def evaluate(
         champion_version=champion_version,
         decision=decision,
         calibration=calibration,
+        predicted=mine.labels,
     )
 
 

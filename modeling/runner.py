@@ -41,10 +41,15 @@ class ClassifierRunner:
     def from_components(
         cls, model: Any, tokenizer: Any, max_length: int, plan: HardwarePlan | None = None
     ) -> ClassifierRunner:
-        """Wrap a loaded model: moved to the plan's device and put in evaluation mode."""
+        """Wrap a loaded model: moved to the plan's device, put in evaluation mode, and with an int8
+        plan its linear layers quantised (dynamically: weights int8, activations scaled per batch)."""
         plan = plan or inference_plan()
         model = model.to(plan.device)
         model.eval()
+        if plan.quantized:
+            import torch
+
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         return cls(model=model, tokenizer=tokenizer, max_length=max_length, plan=plan)
 
     @classmethod
@@ -78,7 +83,8 @@ class ClassifierRunner:
         confidences: list[float] = []
         scores: list[dict[str, float]] = []
         pooled: list[np.ndarray] = []
-        with torch.inference_mode():
+        precision = torch.bfloat16 if self.plan.precision == "bf16" else torch.float16
+        with torch.inference_mode(), torch.autocast(self.plan.device, precision, enabled=self.plan.autocast):
             for start in range(0, len(texts), batch_size):
                 encoded = self.tokenizer(
                     list(texts[start : start + batch_size]),

@@ -165,6 +165,28 @@ def load_version(model_name: str, version: str) -> tuple[Any, Any]:
     return components["model"], components["tokenizer"]
 
 
+def infra_sample_of(client: Any, model_name: str, version: str, folder: Path) -> Path | None:
+    """The golden sample stored with ``version``'s evaluation, downloaded into ``folder``; None for a
+    version evaluated before samples were kept."""
+    import mlflow.artifacts
+
+    run_id = client.get_model_version(model_name, version).run_id
+    wanted = f"evaluation/{constants.INFRA_SAMPLE_FILE}"
+    if not run_id or wanted not in {item.path for item in client.list_artifacts(run_id, "evaluation")}:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    stored = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=wanted, dst_path=str(folder))
+    return Path(stored)
+
+
+def version_tag(client: Any, model_name: str, version: str, key: str) -> str | None:
+    return client.get_model_version(model_name, version).tags.get(key)
+
+
+def set_version_tag(client: Any, model_name: str, version: str, key: str, value: str) -> None:
+    client.set_model_version_tag(model_name, version, key, value[:5000])
+
+
 def version_facts(client: Any, model_name: str, version: str) -> VersionFacts:
     model_version = client.get_model_version(model_name, version)
     run = client.get_run(model_version.run_id)

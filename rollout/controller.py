@@ -16,7 +16,7 @@ from typing import Any
 from bertloop.core import constants
 from bertloop.core.config import PlatformConfig
 from bertloop.core.stores.ledger import Ledger
-from registry.mlflow_registry import connect
+from registry.mlflow_registry import connect, version_tag
 from rollout.aliases import AliasChanger
 from rollout.decision import StepVerdict, judge_step
 from rollout.evidence import collect
@@ -58,6 +58,10 @@ def run_canary(
                 return _roll_back(
                     aliases, challenger, history, ["aliases changed during the rollout; stopping"]
                 )
+            refused = _infra_refusal(aliases, challenger)
+            if refused is not None:  # the gateway will never route it: fail closed at once
+                history.append({"percent": percent, "outcome": "fail", "reasons": [refused], "evidence": {}})
+                return _roll_back(aliases, challenger, history, [refused])
             evidence = collect(config.prediction_log_url, started, champion, challenger)
             verdict = judge_step(evidence, policy, baked=clock() - started >= policy.bake_seconds)
             if verdict.outcome == "wait" and clock() - started > policy.step_timeout_seconds:
@@ -105,6 +109,15 @@ def _roll_back(
     aliases.remove(constants.CHALLENGER_ALIAS, "canary_rollback", evidence)
     _tag(aliases, challenger, "rolled_back", reasons)
     return {"outcome": "rolled_back", "challenger": challenger, "reasons": reasons, "steps": history}
+
+
+def _infra_refusal(aliases: AliasChanger, version: str) -> str | None:
+    """Why the gateway refused ``version`` (its infra-validation tag), or None if it has not."""
+    tag = version_tag(aliases.client, aliases.model_name, version, constants.TAG_INFRA_VALIDATION)
+    if tag is None or not tag.startswith(constants.INFRA_FAILED):
+        return None
+    reason = tag.removeprefix(f"{constants.INFRA_FAILED}: ")
+    return f"the gateway refused v{version} in infra validation ({reason})"
 
 
 def _tag(aliases: AliasChanger, version: str, outcome: str, reasons: list[str]) -> None:

@@ -45,8 +45,9 @@ from serving.contract import (
 )
 from serving.limits import MaxBodySize, TrustedHosts
 from serving.metrics import GatewayMetrics
-from serving.models import RegistryWatcher, RoutingState, ServedModel
+from serving.models import RoutingState, ServedModel, serving_plan
 from serving.routing import choose_role, hash_caller
+from serving.watcher import RegistryWatcher
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +66,13 @@ class Gateway:
         self.watcher = watcher
         self.log = prediction_log
         self.secret = secret
-        self.metrics = GatewayMetrics()
+        self.plan = serving_plan(config)
+        self.metrics = GatewayMetrics(self.plan)
         self.batcher = MicroBatcher(
             config.serving.max_batch_size,
             config.serving.max_batch_wait_ms,
             config.serving.background_max_delay_ms,
+            config.serving.max_batch_tokens,
         )
         self.metrics.mirror_backlog.set_function(lambda: self.batcher.background_backlog)
         self.routing = RoutingState(champion=None, canary=None, canary_percent=0.0)
@@ -94,6 +97,15 @@ class Gateway:
             log.info("routing now %s", state.describe())
         self.routing = state  # one assignment: requests see the old or the new state, never a mix
         self.metrics.canary_percent.set(state.canary_percent if state.canary else 0)
+        self.metrics.record_infra_verdicts(self.watcher.verdicts)
+
+    def serving_description(self) -> dict[str, Any]:
+        """The serving plan and each version's infra-validation verdict, for /healthz."""
+        return {
+            "serving": {"device": self.plan.device, "precision": self.plan.precision},
+            "infra_validation": {version: verdict.tag for version, verdict in self.watcher.verdicts.items()},
+            "pending_validation": list(self.watcher.pending),
+        }
 
     async def refresh_forever(self) -> None:
         while True:
@@ -161,6 +173,7 @@ class Gateway:
                     text=None if redact else text,
                     error=error,
                     mirror_of=mirror_of[index] if mirror_of else None,
+                    embedding=result.embedding if result else None,
                 )
             )
         return rows
@@ -329,6 +342,7 @@ def create_app(
             "status": "ok" if state.champion else "no_champion",
             **state.describe(),
             **state.calibration(),
+            **gateway.serving_description(),
         }
         return JSONResponse(body, status_code=200 if state.champion else 503)
 

@@ -1,8 +1,11 @@
 """Micro-batching: concurrent requests share one forward pass.
 
 Texts from all requests wait at most ``max_wait_ms`` for company, up to
-``max_batch_size`` per pass; inference runs in a worker thread so the event
-loop keeps accepting requests meanwhile.
+``max_batch_size`` per pass and ``max_batch_tokens`` padded word pieces per pass
+(texts times the longest one's estimated length), so a few long texts do not make
+many short ones pay for their padding. Tokenisation and inference run in one
+inference thread of the batcher's own, never on the event loop, which keeps
+accepting requests meanwhile.
 
 Background work (mirrored scoring for shadow and canary comparisons) runs in
 passes of its own when no caller is waiting. Under sustained load callers are
@@ -16,9 +19,30 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from serving.models import Prediction, ServedModel
+
+# English word pieces average about four characters; the estimate only sizes passes, so being off
+# by a little costs a little padding, never a wrong answer.
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str, max_length: int) -> int:
+    """Word pieces ``text`` will take in a pass (with [CLS] and [SEP]), without tokenising it."""
+    return min(max_length, len(text) // CHARS_PER_TOKEN + 2)
+
+
+def texts_per_pass(estimates: Sequence[int], max_count: int, max_tokens: int) -> int:
+    """How many texts from the front of a queue one pass takes: at most ``max_count``, and no more than
+    keep (count x longest estimate) within ``max_tokens``; always at least one."""
+    longest = 0
+    for taken, estimate in enumerate(estimates[:max_count]):
+        longest = max(longest, estimate)
+        if taken and (taken + 1) * longest > max_tokens:
+            return taken
+    return min(len(estimates), max_count)
 
 
 @dataclass
@@ -27,11 +51,19 @@ class _Item:
     text: str
     future: asyncio.Future[Prediction]
     queued_at: float
+    tokens: int
 
 
 class MicroBatcher:
-    def __init__(self, max_batch_size: int, max_wait_ms: float, background_max_delay_ms: float = 1000.0):
+    def __init__(
+        self,
+        max_batch_size: int,
+        max_wait_ms: float,
+        background_max_delay_ms: float = 1000.0,
+        max_batch_tokens: int = 4096,
+    ):
         self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.max_wait = max_wait_ms / 1000
         self.background_max_delay = background_max_delay_ms / 1000
         self._answers: deque[_Item] = deque()
@@ -39,6 +71,8 @@ class MicroBatcher:
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        # One inference thread: passes run one after another, each using every core torch is given.
+        self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="micro-batcher")
@@ -49,6 +83,7 @@ class MicroBatcher:
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        self._inference.shutdown(wait=True)
 
     @property
     def background_backlog(self) -> int:
@@ -59,7 +94,11 @@ class MicroBatcher:
     ) -> list[Prediction]:
         loop = asyncio.get_running_loop()
         queue = self._background if background else self._answers
-        items = [_Item(model, text, loop.create_future(), loop.time()) for text in texts]
+        limit = model.max_length
+        items = [
+            _Item(model, text, loop.create_future(), loop.time(), estimate_tokens(text, limit))
+            for text in texts
+        ]
         queue.extend(items)
         self._wakeup.set()
         return list(await asyncio.gather(*(item.future for item in items)))
@@ -95,15 +134,22 @@ class MicroBatcher:
                 deadline = loop.time() + self.max_wait
                 while len(batch) < self.max_batch_size:
                     if queue:
+                        if not self._fits(batch, queue[0]):
+                            break
                         batch.append(queue.popleft())
                         continue
                     remaining = deadline - loop.time()
                     if remaining <= 0 or self._stopping or not await self._wait_for_work(remaining):
                         break
             else:  # nobody waits on background work: take what is queued
-                while queue and len(batch) < self.max_batch_size:
+                while queue and len(batch) < self.max_batch_size and self._fits(batch, queue[0]):
                     batch.append(queue.popleft())
             await self._infer(batch)
+
+    def _fits(self, batch: list[_Item], item: _Item) -> bool:
+        """Whether ``item`` joins the pass within the token budget (padded to its longest text)."""
+        longest = max(item.tokens, *(member.tokens for member in batch))
+        return (len(batch) + 1) * longest <= self.max_batch_tokens
 
     async def _infer(self, batch: list[_Item]) -> None:
         groups: dict[int, list[_Item]] = {}
@@ -113,7 +159,9 @@ class MicroBatcher:
             model = items[0].model
             futures = [item.future for item in items]
             try:
-                results = await asyncio.to_thread(model.predict, [item.text for item in items])
+                results = await asyncio.get_running_loop().run_in_executor(
+                    self._inference, model.predict, [item.text for item in items]
+                )
             except Exception as error:
                 if len(items) == 1:  # the one request waiting on this pass gets the error
                     if not futures[0].done():

@@ -1,23 +1,22 @@
-"""The models the gateway serves, found by MLflow alias and swapped without failing a request.
+"""The models the gateway serves: a registered version on the serving plan, and the routing snapshot.
 
 A request reads the routing state once and keeps that snapshot to the end, so a
 swap mid-request never changes the model it is using; the old model object
-lives until the last request holding it finishes.
+lives until the last request holding it finishes. Which versions are loaded,
+and when, is :mod:`serving.watcher`'s.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bertloop.core import constants
 from bertloop.core.config import PlatformConfig
+from bertloop.core.stores.predictions import encode_embedding
+from modeling.hardware import HardwarePlan, inference_plan
 from modeling.runner import ClassifierRunner
-from registry.mlflow_registry import canary_percent, connect, load_version, version_for_alias
-
-log = logging.getLogger(__name__)
+from registry.mlflow_registry import connect, load_version
 
 
 @dataclass(frozen=True)
@@ -25,6 +24,7 @@ class Prediction:
     label: str
     confidence: float
     scores: dict[str, float]
+    embedding: bytes | None = None  # the mean-pooled sentence embedding, float16, for the log
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,13 +33,23 @@ class ServedModel:
 
     version: str
     runner: ClassifierRunner = field(repr=False)
+    log_embeddings: bool = True
+
+    @property
+    def max_length(self) -> int:
+        return self.runner.max_length
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        scored = self.runner.score(texts, batch_size=max(len(texts), 1))
+        scored = self.runner.score(texts, batch_size=max(len(texts), 1), embeddings=self.log_embeddings)
+        embeddings = (
+            [encode_embedding(row) for row in scored.embeddings]
+            if scored.embeddings is not None
+            else [None] * len(texts)
+        )
         return [
-            Prediction(label, confidence, scores)
-            for label, confidence, scores in zip(
-                scored.labels, scored.confidences, scored.scores, strict=True
+            Prediction(label, confidence, scores, embedding)
+            for label, confidence, scores, embedding in zip(
+                scored.labels, scored.confidences, scored.scores, embeddings, strict=True
             )
         ]
 
@@ -68,39 +78,15 @@ class RoutingState:
         }
 
 
+def serving_plan(config: PlatformConfig) -> HardwarePlan:
+    """Device and precision the gateway serves in (and drift checks embed in): ``serving.*``."""
+    return inference_plan(config.serving.device, requested_precision=config.serving.precision)
+
+
 def load_from_registry(config: PlatformConfig, version: str) -> ServedModel:
     connect(config)  # loading by models:/ URI goes through the configured registry
     model, tokenizer = load_version(config.registry.model_name, version)
-    runner = ClassifierRunner.from_components(model, tokenizer, config.training.max_length)
-    return ServedModel(version=version, runner=runner)
-
-
-class RegistryWatcher:
-    """Reads aliases and the canary share from MLflow; loads each new version once, off the request path."""
-
-    def __init__(
-        self,
-        config: PlatformConfig,
-        loader: Callable[[PlatformConfig, str], ServedModel] = load_from_registry,
-    ):
-        self.config = config
-        self.loader = loader
-        self._loaded: dict[str, ServedModel] = {}
-
-    def refresh(self) -> RoutingState:
-        client = connect(self.config)
-        name = self.config.registry.model_name
-        champion = version_for_alias(client, name, constants.CHAMPION_ALIAS)
-        canary = version_for_alias(client, name, constants.CHALLENGER_ALIAS)
-        percent = canary_percent(client, name) if canary else 0.0
-        wanted = {version for version in (champion, canary) if version}
-        for version in wanted - self._loaded.keys():
-            log.info("loading %s version %s", name, version)
-            self._loaded[version] = self.loader(self.config, version)
-        for version in self._loaded.keys() - wanted:
-            del self._loaded[version]  # in-flight requests keep their own reference
-        return RoutingState(
-            champion=self._loaded.get(champion) if champion else None,
-            canary=self._loaded.get(canary) if canary and canary != champion else None,
-            canary_percent=percent,
-        )
+    runner = ClassifierRunner.from_components(
+        model, tokenizer, config.training.max_length, serving_plan(config)
+    )
+    return ServedModel(version=version, runner=runner, log_embeddings=config.serving.log_embeddings)

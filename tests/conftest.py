@@ -153,6 +153,9 @@ def write_config(root: Path, checkpoint: Path, golden: pd.DataFrame, **extra: ob
             "max_length": 32,
             "logging_steps": 2,
         },
+        # fp32 as evaluation scores: a random tiny model's near-tied logits would flip under bf16 or
+        # int8 on a CPU that has them, and infra validation would (rightly) refuse it.
+        "serving": {"precision": "fp32"},
         # The tiny model is random: these floors test the plumbing, not the model's quality.
         "gate": {
             "minimums": {"accuracy": 0.0, "macro_f1": 0.0},

@@ -325,7 +325,40 @@ class ServingConfig(_Section):
         description="Host headers the gateway answers (others get a 400; this stops DNS rebinding). "
         "Add the names it is reached by when it serves beyond this machine; '*' allows any.",
     )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "bf16", "fp16", "fp32", "int8"] = Field(
+        default="auto",
+        description="How the gateway (and the drift check, whose reference must match the embeddings "
+        "the gateway logs) runs a model. auto: bf16 on GPUs and on CPUs with avx512_bf16 or AMX, fp16 "
+        "on older GPUs, fp32 on other CPUs; int8: dynamic quantisation, CPU only. Each version is "
+        "proved in this precision before it gets traffic (infra_sample_size, max_precision_drop).",
+    )
+    infra_sample_size: int = Field(
+        default=200,
+        ge=0,
+        description="Golden-set texts stored with each evaluated version and scored by the gateway, in "
+        "its own precision and batching, before the version is routed a request; 0: a warm-up text only.",
+    )
+    max_precision_drop: float = Field(
+        default=0.005,
+        ge=0,
+        le=1,
+        description="A version whose accuracy on the stored sample, as served, falls more than this "
+        "below its fp32 accuracy on the same rows at evaluation gets no traffic (0.005: half a point).",
+    )
+    log_embeddings: bool = Field(
+        default=True,
+        description="Store each prediction's mean-pooled sentence embedding (float16, 2 bytes a "
+        "dimension: 768 bytes for MiniLM) in the prediction log, so drift checks need no second "
+        "encoder pass.",
+    )
     max_batch_size: int = Field(default=32, ge=1)
+    max_batch_tokens: int = Field(
+        default=4096,
+        ge=1,
+        description="A forward pass holds at most this many padded word pieces (texts x the longest "
+        "text's estimated length), so a few long texts do not make short ones wait on their padding.",
+    )
     max_batch_wait_ms: float = Field(default=5.0, ge=0)
     background_max_delay_ms: float = Field(
         default=1000.0,

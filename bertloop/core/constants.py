@@ -13,6 +13,15 @@ PREVIOUS_CHAMPION_ALIAS = "previous_champion"
 TAG_CANARY_PERCENT = "bertloop.canary_percent"
 TAG_CANARY_REASONS = "bertloop.canary_reasons"
 TAG_CANARY_OUTCOME = "bertloop.canary_outcome"
+# A version's infra validation in the gateway: "passed: ..." or "failed: ..." (the canary fails closed
+# on "failed"), and the ledger action a gateway's refusal is recorded under.
+TAG_INFRA_VALIDATION = "bertloop.infra_validation"
+INFRA_PASSED = "passed"
+INFRA_FAILED = "failed"
+LEDGER_INFRA_FAILED = "infra_validation_failed"
+# The golden sample a version is proved on before it serves: written by evaluation, under the
+# training run's evaluation/ artifacts.
+INFRA_SAMPLE_FILE = "infra-sample.json"
 
 # Roles of a model in the gateway, as recorded in the prediction log.
 ROLE_CHAMPION = "champion"

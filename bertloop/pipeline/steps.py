@@ -53,6 +53,7 @@ from intake.quarantine import (
 )
 from intake.reader import UnreadableBatch, read_batch
 from intake.rows import screen_rows
+from modeling import infra_sample
 from modeling.runner import ClassifierRunner
 from registry import mlflow_registry as registry
 from rollout.aliases import AliasChanger
@@ -353,6 +354,17 @@ def evaluate(run: Run) -> Evaluated:
         **evaluation.details(),
     )
     folder = write_report(evaluation, run.folder / "evaluation", verdict.model_dump(mode="json"))
+    # What the gateway proves this version on before routing it a request (serving.infra_sample_size).
+    infra_sample.save(
+        infra_sample.draw(
+            golden.frame[config.data.text_column].tolist(),
+            golden.frame[config.data.label_column].tolist(),
+            evaluation.predicted,
+            config.serving.infra_sample_size,
+            seed=config.training.seed,
+        ),
+        folder / constants.INFRA_SAMPLE_FILE,
+    )
     registry.record_evaluation(
         client, trained.mlflow_run_id, evaluation.metrics(), folder, verdict_tags(verdict)
     )

@@ -42,7 +42,10 @@ def _log_window(
     now: float,
     given_by: str | None = None,
     version: str = "1",
+    embeddings: bool = False,
 ) -> None:
+    """Log ``texts`` as answered by ``version``: as the gateway does now (with its embeddings), or as
+    it did before embeddings were stored (none)."""
     served = load_from_registry(config, version)
     predictions = served.predict(texts)
     log = PredictionLog(config.prediction_log_url)
@@ -53,7 +56,8 @@ def _log_window(
         ids.append(request_id)
         rows.append(
             PredictionRow(request_id, now - 60 + offset * 0.01, "c", version, "champion", "ok", 10.0,
-                          prediction.label, prediction.confidence, text=text)
+                          prediction.label, prediction.confidence, text=text,
+                          embedding=prediction.embedding if embeddings else None)
         )  # fmt: skip
     log.record(rows)
     for index, (request_id, truth) in enumerate(zip(ids, truths or [], strict=False)):
@@ -115,6 +119,34 @@ def test_no_shift_no_alarm_then_shift_triggers_once(drift_config: PlatformConfig
 
     picture = plot_timeline(drift_config, drift_config.workspace / "timeline.png", [(2, "retrain")])
     assert Image.open(picture).size[0] > 500
+
+
+def test_logged_embeddings_give_the_verdict_recomputed_ones_give(drift_config: PlatformConfig) -> None:
+    """The same windows, logged once with the gateway's embeddings and once without (rows from before
+    embeddings were stored, which the check embeds itself): the same signals and the same verdicts."""
+    # Both passes against the training reference: the first pass's rows would otherwise complete a
+    # live baseline for the second.
+    config = drift_config.model_copy(
+        update={"drift": drift_config.drift.model_copy(update={"baseline_size": 0})}
+    )
+    generator = random.Random(11)
+    drifted = [" ".join(generator.sample(NEW_TOPIC, 6)) + f" {i}" for i in range(90)]
+    steady = synthetic_rows(30, seed=78)
+    verdicts = {}
+    for offset, embeddings in ((300_000, True), (400_000, False)):
+        start = time.time() + offset
+        _log_window(config, steady["text"].tolist(), None, start, embeddings=embeddings)
+        quiet = check(config, now=start)
+        _log_window(config, drifted, None, start + 600, embeddings=embeddings)
+        shifted = check(config, now=start + 600)
+        verdicts[embeddings] = (quiet, shifted)
+    for logged, recomputed in zip(verdicts[True], verdicts[False], strict=True):
+        assert (logged.level, logged.confirmed, logged.fired) == (
+            recomputed.level, recomputed.confirmed, recomputed.fired,
+        )  # fmt: skip
+        assert logged.drift_score == pytest.approx(recomputed.drift_score, rel=1e-3, abs=1e-4)
+    quiet, shifted = verdicts[True]
+    assert quiet.level == "none" and "embedding_mmd" in shifted.fired
 
 
 def test_feedback_dominated_by_one_key_is_quarantined_not_retrained_on(
@@ -291,3 +323,6 @@ def test_a_baseline_whose_live_accuracy_is_below_the_golden_sets_is_refused(
     _log_window(config, steady["text"].tolist(), steady["label"].tolist(), start + 600)
     outcome = check(config, now=start + 600)
     assert outcome.reference and outcome.reference.startswith("training texts of v1, reweighted")
+    # ... and the check says why the baseline is not its reference.
+    refused = "live baseline refused: the baseline's live accuracy is below the golden set's"
+    assert refused in outcome.reference

@@ -51,6 +51,25 @@ def test_a_real_improvement_passes_as_better() -> None:
     assert verdicts["macro_f1"].lower > 0
 
 
+def test_accuracy_without_a_margin_is_still_stated_with_mcnemar_and_decides_nothing() -> None:
+    truth = golden(400)
+    champion = spoil(truth, np.arange(0, 400, 20))  # 95% right
+    candidate = spoil(truth, np.arange(0, 400, 5))  # 80% right: worse on accuracy by 15 points
+    # Only macro-F1 is gated, at a margin wide enough to pass; classes are not compared here.
+    macro_only = GatePolicy(
+        minimums={"accuracy": 0.5}, max_regression={"macro_f1": 0.5}, class_margin=1.0, resamples=1000
+    )
+    decision = decide(GoldenPredictions(truth, candidate, LABELS, champion), macro_only)
+    assert decision.blessed, decision.failed  # the accuracy statement decides nothing
+    (stated,) = [reason for reason in decision.reasons if reason.startswith("accuracy: candidate")]
+    assert "difference -0.1500" in stated and "n=400" in stated
+    assert "McNemar exact p=<0.001 for 'same accuracy'" in stated
+    assert stated.endswith("reported, not gated (no accuracy margin in gate.max_regression)")
+    assert [comparison.metric for comparison in decision.comparisons] == ["macro_f1"]
+    gated = decide(GoldenPredictions(truth, candidate, LABELS, champion), POLICY)
+    assert not any("not gated" in reason for reason in gated.reasons)  # stated once, by its comparison
+
+
 def test_an_equal_model_passes_non_inferiority() -> None:
     truth = golden(2000)
     champion = spoil(truth, np.arange(0, 2000, 10))  # 10% wrong
@@ -86,6 +105,13 @@ def test_a_small_class_wiped_out_fails_its_floor() -> None:
     rare = next(group for group in decision.classes if group.name == "class rare")
     assert rare.status == FAILED and rare.n == 12
     assert any(reason.startswith("class rare: recall 0.000 (0.000–0.2") for reason in decision.failed)
+    # Every class's F1 and recall is stated with its interval, like the aggregate metrics.
+    assert decision.class_intervals["recall_rare"].describe().startswith("0.000 (0.000–0.2")
+    assert decision.class_intervals["recall_rare"].n == 12
+    assert decision.class_intervals["f1_b"].estimate == pytest.approx(1.0)
+    f1_a = decision.class_intervals["f1_a"]  # a received the rare items: precision 100/112
+    assert f1_a.estimate == pytest.approx(2 * (100 / 112) / (1 + 100 / 112))
+    assert f1_a.lower < f1_a.estimate <= f1_a.upper
 
 
 def test_a_class_regressing_with_confidence_fails_though_the_aggregate_holds() -> None:

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from modeling.hardware import (
@@ -66,6 +68,44 @@ def test_cpu_bf16_is_read_from_the_cpu_flags() -> None:
 
 
 @pytest.mark.parametrize("caps", [CPU, BF16_CPU, AMPERE, TURING])
-def test_inference_stays_fp32_whatever_training_may_use(caps: Capabilities) -> None:
-    # The runner does not autocast: evaluation, serving and drift read fp32 scores on every machine.
+def test_evaluation_scores_in_fp32_whatever_the_machine(caps: Capabilities) -> None:
+    # The golden-set metrics a version is registered with do not depend on the worker's CPU.
     assert inference_plan("auto", caps).precision == "fp32"
+
+
+@pytest.mark.parametrize(
+    ("device", "precision", "caps", "plan"),
+    [
+        ("auto", "auto", CPU, HardwarePlan("cpu", "fp32")),
+        ("auto", "auto", BF16_CPU, HardwarePlan("cpu", "bf16")),
+        ("auto", "auto", AMPERE, HardwarePlan("cuda", "bf16")),
+        ("auto", "auto", TURING, HardwarePlan("cuda", "fp16")),
+        ("auto", "int8", CPU, HardwarePlan("cpu", "int8")),
+        ("cpu", "int8", AMPERE, HardwarePlan("cpu", "int8")),
+        ("auto", "fp32", BF16_CPU, HardwarePlan("cpu", "fp32")),
+    ],
+)
+def test_serving_precision_follows_the_training_rules_plus_int8_on_the_cpu(
+    device: str, precision: str, caps: Capabilities, plan: HardwarePlan
+) -> None:
+    assert inference_plan(device, caps, requested_precision=precision) == plan
+
+
+@pytest.mark.parametrize(
+    ("device", "precision", "caps", "message"),
+    [
+        ("auto", "int8", AMPERE, "serving.precision 'int8' (dynamic quantisation) runs on the CPU only"),
+        ("auto", "bf16", CPU, "serving.precision 'bf16' on the CPU needs avx512_bf16 or AMX"),
+        ("cuda", "auto", CPU, "serving.device is 'cuda' but no CUDA device is visible"),
+    ],
+)
+def test_serving_plans_the_machine_cannot_run_are_refused_naming_the_setting(
+    device: str, precision: str, caps: Capabilities, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        inference_plan(device, caps, requested_precision=precision)
+
+
+def test_int8_is_never_a_training_precision() -> None:
+    with pytest.raises(ValueError, match="for serving only"):
+        plan_hardware("cpu", "int8", CPU)

@@ -112,6 +112,14 @@ def test_unblessed_model_is_registered_without_alias(
     assert verdict["intervals"]["accuracy"].endswith(", n=30)")
     client = _client(config)
     assert client.get_registered_model(config.registry.model_name).aliases == {}
+    # `bertloop models` shows each golden metric with its interval, as the evaluation stated it.
+    from registry.summary import format_table, registry_rows
+
+    (row,) = registry_rows(config)
+    assert (row["golden_accuracy"], row["golden_macro_f1"]) == (
+        verdict["intervals"]["accuracy"], verdict["intervals"]["macro_f1"],
+    )  # fmt: skip
+    assert re.search(r"\d\.\d{3} \(\d\.\d{3}–\d\.\d{3}, n=30\)", format_table([row]))
 
 
 def test_steps_out_of_order_say_what_to_run(platform_config: PlatformConfig) -> None:

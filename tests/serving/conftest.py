@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -24,9 +26,22 @@ def start_gateway(
     to this process's environment)."""
     flags = [item for key, value in overrides.items() for item in ("--set", f"{key}={value}")]
     log_file = log_dir / f"gateway-{len(list(log_dir.glob('gateway-*.log')))}.log"
-    return process.start_gateway(
+    gateway = process.start_gateway(
         log_file, ["--config", str(config_file), *flags], env={**os.environ, **(env or {})}, timeout=120
     )
+    settle(gateway)
+    return gateway
+
+
+def settle(gateway: GatewayProcess, timeout: float = 60) -> dict[str, object]:
+    """Wait until the gateway has proved every aliased version (it answers once the champion passed,
+    and takes the canary on a later refresh); returns its /healthz."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = httpx.get(f"{gateway.url}/healthz", timeout=10).json()
+        if not health.get("pending_validation") or time.monotonic() > deadline:
+            return health
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

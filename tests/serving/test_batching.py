@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,12 +18,15 @@ class RecordingModel:
     """Stands in for a served model: records each pass, takes a little time."""
 
     version = "test"
+    max_length = 128
 
     def __init__(self) -> None:
         self.passes: list[list[str]] = []
+        self.threads: set[str] = set()
 
     def predict(self, texts):
         self.passes.append(list(texts))
+        self.threads.add(threading.current_thread().name)
         time.sleep(0.02)
         return [Prediction(label=text, confidence=1.0, scores={text: 1.0}) for text in texts]
 
@@ -111,3 +115,22 @@ def test_a_text_the_tokenizer_fails_on_fails_only_its_own_request(tiny_checkpoin
     answered = [outcome for outcome in outcomes if isinstance(outcome, list)]
     assert len(answered) == 3 and all(isinstance(result[0], Prediction) for result in answered)
     assert isinstance(outcomes[2], Exception)  # the poisoned request, and only it, gets the error
+
+
+def test_passes_keep_within_the_token_budget_and_run_on_the_inference_thread() -> None:
+    model = RecordingModel()
+    long, short = "x" * 1000, "y"  # estimated at 128 (the model's maximum) and 2 word pieces
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(max_batch_size=32, max_wait_ms=50, max_batch_tokens=512)
+        batcher.start()
+        texts = [long] * 6 + [short] * 20
+        results = await asyncio.gather(*(batcher.submit(model, [text]) for text in texts))
+        assert [r[0].label for r in results] == texts
+        await batcher.stop()
+
+    asyncio.run(scenario())
+    # 4 texts padded to 128 pieces make 512, the budget; once the long texts are gone, the short
+    # ones share a single pass.
+    assert [len(texts) for texts in model.passes] == [4, 4, 18]
+    assert model.threads == {"inference_0"}  # never the event loop's thread

@@ -67,11 +67,17 @@ def test_feedback_joins_by_request_id(gateway: GatewayProcess) -> None:
 def test_health_and_metrics(gateway: GatewayProcess) -> None:
     health = httpx.get(f"{gateway.url}/healthz").json()
     temperatures = health.pop("temperatures")
+    serving, proved = health.pop("serving"), health.pop("infra_validation")
+    assert health.pop("pending_validation") == []  # start_gateway waited until both were proved
     assert health == {"status": "ok", "champion": "1", "canary": "2", "canary_percent": 0.0}
     assert set(temperatures) == {"champion", "canary"} and all(t > 0 for t in temperatures.values())
+    assert serving == {"device": "cpu", "precision": "fp32"}  # the tests' configuration pins fp32
+    # Both versions were proved on their stored golden sample before either was routed a request.
+    assert set(proved) == {"1", "2"} and all(tag.startswith("passed: accuracy") for tag in proved.values())
     httpx.post(f"{gateway.url}/predict", json={"texts": ["a b", "c d"]})
     metrics = httpx.get(f"{gateway.url}/metrics").text
     assert 'bertloop_predictions_total{model_version="1",role="champion",status="ok"}' in metrics
+    assert 'bertloop_infra_validation_passed{model_version="2"} 1.0' in metrics
     assert "bertloop_prediction_latency_seconds_bucket" in metrics
 
 

@@ -1,4 +1,5 @@
-"""The recipe on the tiny BERT: CPU bf16 autocast runs, early stopping stops and keeps the best epoch."""
+"""The recipe on the tiny BERT: CPU bf16 autocast runs, early stopping stops and keeps the best epoch,
+and a run killed after its best epoch resumes with its patience counter and best checkpoint."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pytest
 from transformers import TrainerCallback
 
 from bertloop.core.config import PlatformConfig
@@ -31,6 +33,21 @@ class RecordAutocast(TrainerCallback):
 
         # On the encoder, called inside the model's forward, which accelerate wraps in autocast.
         model.base_model.register_forward_pre_hook(record)
+
+
+class Killed(Exception):
+    """What ends the training process at the kill point, in place of SIGKILL."""
+
+
+class KillAtStep(TrainerCallback):
+    """Ends training at ``step``, between two checkpoints, as a kill of the train task would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == self.step:
+            raise Killed(f"killed at step {self.step}")
 
 
 def _fine_tune(config: PlatformConfig, tmp_path: Path, rows_per_class: int, **settings: Any):
@@ -99,6 +116,37 @@ def test_training_stops_when_validation_stops_improving_and_keeps_the_best_epoch
     stopping = state["stateful_callbacks"]["EarlyStoppingCallback"]
     assert stopping["attributes"]["early_stopping_patience_counter"] == 2
     assert state["best_global_step"] == outcome.best_step
+
+
+def test_a_run_killed_after_its_best_epoch_resumes_counting_patience_and_keeps_the_best_checkpoint(
+    platform_config: PlatformConfig, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    settings = {"epochs": 20, "learning_rate": 0.01, "warmup_ratio": 0.0, "patience": 2}
+    whole = _fine_tune(platform_config, tmp_path / "whole", 30, **settings)
+    assert whole.stop_reason == STOPPED_EARLY and whole.epochs_run == int(whole.epochs_run)
+    per_epoch = whole.global_step // int(whole.epochs_run)
+    # Patience 2 stops two epochs after the best one. The kill falls in the middle of the last
+    # epoch, so the newest complete checkpoint holds one epoch without improvement and points at
+    # the best checkpoint behind it: a resume that lost either would train on or keep other weights.
+    assert whole.best_step == whole.global_step - 2 * per_epoch and per_epoch >= 2
+    killed_at = whole.global_step - per_epoch // 2
+    with pytest.raises(Killed):
+        _fine_tune(platform_config, tmp_path / "retried", 30, callbacks=[KillAtStep(killed_at)], **settings)
+
+    resumed = _fine_tune(platform_config, tmp_path / "retried", 30, **settings)
+    assert resumed.resumed_from is not None
+    assert resumed.resumed_from.endswith(f"checkpoint-{whole.global_step - per_epoch}")
+    assert (resumed.stop_reason, resumed.epochs_run, resumed.global_step) == (
+        STOPPED_EARLY, whole.epochs_run, whole.global_step,
+    )  # fmt: skip
+    assert (resumed.best_step, resumed.best_metric) == (whole.best_step, whole.best_metric)
+    kept = load_file(tmp_path / "retried" / "model" / "model.safetensors")
+    best = load_file(
+        tmp_path / "retried" / "checkpoints" / f"checkpoint-{whole.best_step}" / "model.safetensors"
+    )
+    assert all((kept[key] == best[key]).all() for key in best)
 
 
 def test_the_arguments_group_by_length_and_pick_the_best_epoch(platform_config: PlatformConfig) -> None:

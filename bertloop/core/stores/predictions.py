@@ -1,6 +1,10 @@
 """The prediction log and its feedback: the only code that opens or queries these tables.
 
-SQLite by default, PostgreSQL when configured. The gateway writes predictions
+SQLite by default, PostgreSQL when configured. Each answered or mirrored
+prediction may carry the model's mean-pooled sentence embedding, stored as
+float16 bytes (2 bytes a dimension: 768 for a 384-dimensional MiniLM), so a
+drift check reads the window's embeddings instead of running the encoder again;
+rows written before the column existed have none, and the check embeds those. The gateway writes predictions
 behind the request through one writer thread in batches, so the hot path never
 waits on the database; ``close()`` drains every queued row before returning,
 which the gateway calls on shutdown: no prediction is lost. The canary
@@ -16,10 +20,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from bertloop.core import constants
-from bertloop.core.stores.engines import open_tables
+from bertloop.core.stores.engines import add_missing_columns, open_tables
 
 metadata = sa.MetaData()
 predictions = sa.Table(
@@ -38,6 +43,8 @@ predictions = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("text", sa.Text, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    # float16 bytes of the sentence embedding (encode_embedding); added on open to older tables.
+    sa.Column("embedding", sa.LargeBinary, nullable=True),
 )
 feedback = sa.Table(
     "feedback",
@@ -49,8 +56,16 @@ feedback = sa.Table(
     # one key dominates a retraining batch. Tables made before the column existed get it on open.
     sa.Column("given_by", sa.String(256), nullable=True),
 )
-_migrated: set[str] = set()
-_migrate_lock = threading.Lock()
+EMBEDDING_DTYPE = np.float16
+
+
+def encode_embedding(vector: np.ndarray) -> bytes:
+    """A sentence embedding as the log keeps it: float16, little-endian bytes."""
+    return np.asarray(vector, dtype="<f2").tobytes()
+
+
+def decode_embedding(stored: bytes) -> np.ndarray:
+    return np.frombuffer(stored, dtype="<f2").astype(np.float32)
 
 
 class UnknownRequest(LookupError):
@@ -75,19 +90,15 @@ class PredictionRow:
     text: str | None = None
     error: str | None = None
     mirror_of: str | None = None
+    embedding: bytes | None = None
 
 
 def open_store(url: str) -> sa.Engine:
     """The process's engine for the prediction log at ``url``, its tables created (or brought up to
     date) on first use."""
     engine = open_tables(url, metadata)
-    with _migrate_lock:
-        if url not in _migrated:
-            columns = {column["name"] for column in sa.inspect(engine).get_columns("feedback")}
-            if "given_by" not in columns:
-                with engine.begin() as connection:
-                    connection.execute(sa.text("ALTER TABLE feedback ADD COLUMN given_by VARCHAR(256)"))
-            _migrated.add(url)
+    add_missing_columns(engine, feedback)
+    add_missing_columns(engine, predictions)
     return engine
 
 

@@ -1,0 +1,45 @@
+"""The runner in each serving precision: int8 quantises the linear layers, autocast runs bf16."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modeling.hardware import HardwarePlan
+from modeling.runner import ClassifierRunner
+from tests.conftest import synthetic_rows
+
+TEXTS = synthetic_rows(4, seed=3)["text"].tolist()
+
+
+@pytest.fixture(scope="module")
+def fp32(tiny_checkpoint: Path) -> ClassifierRunner:
+    return ClassifierRunner.from_directory(tiny_checkpoint, 32, HardwarePlan("cpu", "fp32"))
+
+
+def test_int8_quantises_every_linear_layer_and_scores_close_to_fp32(
+    tiny_checkpoint: Path, fp32: ClassifierRunner
+) -> None:
+    import torch
+
+    int8 = ClassifierRunner.from_directory(tiny_checkpoint, 32, HardwarePlan("cpu", "int8"))
+    kinds = {type(module) for module in int8.model.modules()}
+    assert torch.nn.Linear not in kinds  # every one replaced
+    assert torch.ao.nn.quantized.dynamic.Linear in kinds
+    exact, quantised = fp32.score(TEXTS, embeddings=True), int8.score(TEXTS, embeddings=True)
+    assert quantised.logits.shape == exact.logits.shape
+    assert np.allclose(quantised.logits, exact.logits, atol=0.05)  # int8 rounds, it does not break
+    assert quantised.embeddings is not None and quantised.embeddings.shape == exact.embeddings.shape  # type: ignore[union-attr]
+
+
+def test_bf16_autocast_scores_in_bf16_and_returns_fp32_numbers(
+    tiny_checkpoint: Path, fp32: ClassifierRunner
+) -> None:
+    bf16 = ClassifierRunner.from_directory(tiny_checkpoint, 32, HardwarePlan("cpu", "bf16"))
+    exact, rounded = fp32.score(TEXTS), bf16.score(TEXTS)
+    assert rounded.logits.dtype == np.float32
+    assert not np.array_equal(rounded.logits, exact.logits)  # it did run in lower precision
+    assert np.allclose(rounded.logits, exact.logits, atol=0.05)
+    assert all(abs(sum(scores.values()) - 1) < 1e-4 for scores in rounded.scores)
