@@ -31,6 +31,8 @@ ValidText = Annotated[StrictStr, AfterValidator(_encodable)]
 # Identifiers are short: an error that names one never echoes a megabyte back.
 RequestId = Annotated[StrictStr, Field(min_length=1, max_length=64), AfterValidator(_encodable)]
 CallerKey = Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_encodable)]
+# A label names a class (the log's column holds 256 characters): the 422 for an unknown one quotes it.
+Label = Annotated[StrictStr, Field(min_length=1, max_length=256), AfterValidator(_encodable)]
 
 
 class PredictRequest(BaseModel):
@@ -43,7 +45,7 @@ class PredictRequest(BaseModel):
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     request_id: RequestId
-    label: ValidText
+    label: Label
     feedback_token: Annotated[StrictStr, Field(min_length=1, max_length=128)] = Field(
         description="The feedback_token /predict returned with this request id, sent by the same caller."
     )

@@ -345,6 +345,10 @@ def test_bad_batch_is_quarantined(
     assert (folder / "data_docs" / "index.html").is_file() == validated
     page = (folder / "report.html").read_text()
     assert html.escape(expected) in page and "http" not in page  # self-contained: renders offline
+    if not validated:  # the reader's cause is the one problem, not buried under "could not run" lines
+        assert len(rejected.value.failures) == 1 and "could not run" not in message
+    if case in ("empty file", "header only"):  # no rows: nothing can be "100% duplicates"
+        assert "duplicate" not in message.lower()
     if case == "golden-set overlap":  # the offending rows, never the whole golden set
         assert len(page) < 20_000 and sum(text in page for text in golden_frame["text"]) <= 5
     # Never versioned, never trained on.

@@ -20,19 +20,14 @@ import pytest
 
 from bertloop.core import constants
 from bertloop.core.config import load_config
-from bertloop.core.faults import ENV
+from bertloop.core.faults import ENV, POINTS
 from bertloop.core.stores.ledger import Ledger
 from tests.conftest import synthetic_rows, write_config
 
 pytestmark = pytest.mark.processes
 ROOT = Path(__file__).resolve().parents[2]
-STRIKES = (
-    "ingest:claimed",
-    "version:before-commit",
-    "train:checkpoint-written",
-    "evaluate:done",
-    "register:before-alias",
-)
+# Every crash point: each step boundary (after its manifest) and inside the critical sections.
+STRIKES = POINTS
 
 
 def _run(config_file: Path, *args: str, crash_at: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -196,6 +196,35 @@ def test_a_batch_whose_model_was_not_blessed_stays_out_until_readmitted(
     assert actions.count("batch_suspect") == 1 and actions[-1] == "batch_readmitted"
 
 
+def test_a_batch_the_champion_confidently_contradicts_is_held_as_label_noise(
+    tmp_path: Path, tiny_checkpoint: Path, golden_frame: pd.DataFrame, good_batch: Path
+) -> None:
+    # A champion that has learnt the tiny topics (and is sure of it), so its disagreement means something.
+    learnt = {"training.epochs": 40, "training.learning_rate": 0.01, "training.patience": 100,
+              "training.temperature_scaling": False}  # fmt: skip
+    config = load_config(write_config(tmp_path, tiny_checkpoint, golden_frame, **learnt), environ={})
+    steps.run_all(config, "champion", str(good_batch))
+    fresh = synthetic_rows(12, seed=3, exclude=set(golden_frame["text"]))
+    clean, rotated = tmp_path / "incoming" / "clean.csv", tmp_path / "incoming" / "rotated.csv"
+    fresh.to_csv(clean, index=False)
+    # Every label moved one class on, as a mis-mapped export does: the schema checks all pass.
+    shift = {"sport": "tech", "tech": "politics", "politics": "sport"}
+    fresh.assign(label=fresh["label"].map(shift)).to_csv(rotated, index=False)
+    original = rotated.read_bytes()
+
+    steps.ingest(config, "clean", str(clean))
+    assert not steps.validate(config, "clean").label_noise.startswith("probable label noise")
+    steps.ingest(config, "rotated", str(rotated))
+    with pytest.raises(steps.BatchRejected, match="probable label noise") as held:
+        steps.validate(config, "rotated")
+    (problem,) = held.value.failures
+    examples = re.findall(r"row \d+: labelled '(\w+)', the champion says '(\w+)'", problem)
+    assert examples and all(shift[said] == given for given, said in examples)  # the rows, with evidence
+    assert (held.value.folder / rotated.name).read_bytes() == original  # held byte for byte
+    with pytest.raises(StepNotRun):
+        steps.version(config, "rotated")  # never versioned, never trained on
+
+
 def test_a_failed_run_is_marked_failed_and_a_retry_resumes_it(
     platform_config: PlatformConfig, good_batch: Path
 ) -> None:

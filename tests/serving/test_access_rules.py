@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import stat
 from pathlib import Path
@@ -95,3 +96,22 @@ def test_the_secret_file_is_made_once_readable_by_its_owner(tmp_path: Path) -> N
     assert gateway_secret(config, environ={"BERTLOOP_GATEWAY_SECRET": "e" * 40}) == b"e" * 40
     with pytest.raises(ConfigError, match="at least 32"):
         gateway_secret(config, environ={"BERTLOOP_GATEWAY_SECRET": "short"})
+
+
+@pytest.mark.parametrize(("host", "loud"), [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_keys_off_beyond_loopback_starts_with_a_loud_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, host: str, loud: bool
+) -> None:
+    from serving.access import build_access
+
+    config = PlatformConfig.model_validate(
+        {"workspace": tmp_path, "data": {"labels": ["a", "b"], "golden_set": tmp_path / "g.csv"},
+         "serving": {"auth": "off"}}
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="serving.access"):
+        access = build_access(config, host)
+    assert not access.require_keys
+    warned = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert bool(warned) is loud
+    if loud:
+        assert "ANYONE" in warned[0] and host in warned[0]

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from modeling.runner import ClassifierRunner
 from serving.batching import MicroBatcher
-from serving.models import Prediction
+from serving.models import Prediction, ServedModel
 
 
 class RecordingModel:
@@ -79,30 +83,38 @@ def test_background_work_is_not_starved_by_sustained_load() -> None:
     assert all(text.startswith("answer") for texts in model.passes[:mirror_pass] for text in texts)
 
 
-class ChokingModel(RecordingModel):
-    """Fails any pass that holds the text 'poison', as a tokenizer fails on text it cannot encode."""
+@dataclass(frozen=True, eq=False)
+class WatchedModel(ServedModel):
+    """A real served model (tiny BERT through the model runner) that also records each pass it runs."""
 
-    def predict(self, texts):
-        if "poison" in texts:
-            raise ValueError("cannot encode 'poison'")
+    passes: list[list[str]] = field(default_factory=list)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        self.passes.append(list(texts))
         return super().predict(texts)
 
 
-def test_a_failing_text_fails_only_its_own_request() -> None:
+def test_a_text_the_tokenizer_fails_on_fails_only_its_own_request(tiny_checkpoint: Path) -> None:
+    # A lone surrogate, which the edge now refuses, is what the real tokenizer fails on: if one reaches
+    # a pass, the texts sharing it must still be answered.
+    poison = "abc \ud800 def"
+    model = WatchedModel("test", ClassifierRunner.from_directory(tiny_checkpoint, max_length=32))
+
     async def scenario() -> list[object]:
         batcher = MicroBatcher(max_batch_size=16, max_wait_ms=50)
         batcher.start()
-        model = ChokingModel()
         outcomes = await asyncio.gather(
-            *(batcher.submit(model, [text]) for text in ["a", "b", "poison", "c"]), return_exceptions=True
+            *(batcher.submit(model, [text]) for text in ["goal match", "vote party", poison, "chip code"]),
+            return_exceptions=True,
         )
         await batcher.stop()
         return outcomes
 
     outcomes = asyncio.run(scenario())
-    assert [o[0].label for o in outcomes if isinstance(o, list)] == ["a", "b", "c"]
-    (error,) = [o for o in outcomes if isinstance(o, Exception)]
-    assert "poison" in str(error)
+    assert model.passes[0] == ["goal match", "vote party", poison, "chip code"]  # they shared a pass
+    answered = [outcome for outcome in outcomes if isinstance(outcome, list)]
+    assert len(answered) == 3 and all(isinstance(result[0], Prediction) for result in answered)
+    assert isinstance(outcomes[2], Exception)  # the poisoned request, and only it, gets the error
 
 
 def test_passes_keep_within_the_token_budget_and_run_on_the_inference_thread() -> None:

@@ -4,6 +4,7 @@ prediction was answered to, per-key limits, and what the prediction log keeps at
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 import subprocess
@@ -27,6 +28,7 @@ PREDICT_ONLY = "predict-only-key-0123456789"
 METRICS_ONLY = "metrics-key-0123456789abcdef"
 CAROL = "carol-key-0123456789abcdef"
 DAVE = "dave-key-0123456789abcdef"
+ERIN = "erin-key-0123456789abcdef"
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -156,7 +158,13 @@ def limited(
         env={
             "BERTLOOP_API_KEYS": ";".join(
                 f"{key} predict,feedback {name}"
-                for key, name in ((ALICE, "alice"), (BOB, "bob"), (CAROL, "carol"), (DAVE, "dave"))
+                for key, name in (
+                    (ALICE, "alice"),
+                    (BOB, "bob"),
+                    (CAROL, "carol"),
+                    (DAVE, "dave"),
+                    (ERIN, "erin"),
+                )
             )
         },
         **{
@@ -192,6 +200,18 @@ def test_each_key_has_its_own_rate(limited: tuple[GatewayProcess, str]) -> None:
     assert httpx.post(f"{url}/predict", json={"text": "goal"}, headers=bearer(BOB)).status_code == 200
 
 
+def test_feedback_spends_the_same_per_key_rate(limited: tuple[GatewayProcess, str]) -> None:
+    url = limited[0].url
+    answer = httpx.post(f"{url}/predict", json={"text": "goal"}, headers=bearer(ERIN)).json()["predictions"][
+        0
+    ]
+    body = {"request_id": answer["request_id"], "label": "sport", "feedback_token": "v1.1.guessed"}
+    guesses = [httpx.post(f"{url}/feedback", json=body, headers=bearer(ERIN)) for _ in range(5)]
+    statuses = [response.status_code for response in guesses]
+    assert set(statuses) == {403, 429}, statuses  # guessing tokens runs into the rate limit
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in guesses if r.status_code == 429)
+
+
 def test_a_key_with_a_request_in_flight_gets_a_429_for_the_next(limited: tuple[GatewayProcess, str]) -> None:
     url = limited[0].url
     responses: list[httpx.Response] = []
@@ -225,3 +245,66 @@ def test_an_expired_feedback_token_is_refused(limited: tuple[GatewayProcess, str
     }
     refused = httpx.post(f"{url}/feedback", json=body, headers=bearer(ALICE))
     assert refused.status_code == 403 and "expired" in refused.json()["detail"]
+
+
+MALLORY = "mallory-key-0123456789abcdef"
+WEATHER = ["weather", "rain", "storm", "forecast", "sunny", "cloudy", "flood", "drought", "wind", "snow"]
+
+
+def test_wrong_labels_posted_through_the_gateway_are_quarantined_not_retrained_on(
+    two_versions: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The attack end to end over HTTP: one key predicts 400 texts and labels every one of its own answers
+    (with its tokens) wrongly; the drift check that would retrain on that feedback quarantines it."""
+    import random
+
+    from bertloop.pipeline.steps import training_texts
+    from drift.check import run_check
+
+    folder = tmp_path_factory.mktemp("poisoned")
+    log_url = f"sqlite:///{folder / 'predictions.db'}"
+    two_versions.set_canary_percent(0)  # every answer is the champion's
+    gateway = start_gateway(
+        two_versions.config_file,
+        folder,
+        env={"BERTLOOP_API_KEYS": f"{MALLORY} predict,feedback mallory"},
+        **{"serving.prediction_log_url": log_url},
+    )
+    generator = random.Random(9)
+    texts = [" ".join(generator.sample(WEATHER, 6)) + f" poisoned {i}" for i in range(400)]
+    try:
+        answers = []
+        for start in range(0, len(texts), 64):
+            response = httpx.post(
+                f"{gateway.url}/predict", json={"texts": texts[start : start + 64]},
+                headers=bearer(MALLORY), timeout=120,
+            )  # fmt: skip
+            assert response.status_code == 200, response.text
+            answers += response.json()["predictions"]
+        with httpx.Client(base_url=gateway.url, headers=bearer(MALLORY), timeout=60) as client:
+            for answer in answers:
+                body = {"request_id": answer["request_id"], "label": "sport",
+                        "feedback_token": answer["feedback_token"]}  # fmt: skip
+                assert client.post("/feedback", json=body).status_code == 201
+    finally:
+        gateway.stop()
+    base = two_versions.config
+    config = base.model_copy(
+        update={
+            "serving": base.serving.model_copy(update={"prediction_log_url": log_url}),
+            # A ledger of its own: storm control has seen no trigger, so only the screen can stop this.
+            "canary": base.canary.model_copy(update={"ledger_url": f"sqlite:///{folder / 'ledger.db'}"}),
+            "drift": base.drift.model_copy(
+                update={"min_window_size": 60, "reference_size": 120, "embedding_sample": 120,
+                        "permutations": 100, "min_feedback": 20, "window_minutes": 5}
+            ),
+        }
+    )  # fmt: skip
+    outcome = run_check(config, lambda version: training_texts(config, version))
+    assert outcome.confirmed and not outcome.triggered and outcome.data_path is None, outcome
+    assert "quarantine" in outcome.reason and "'mallory' gave 400" in outcome.reason
+    quarantined = config.workspace / "quarantine" / f"drift-feedback-{outcome.snapshot[:12]}"
+    evidence = json.loads((quarantined / "poisoning_evidence.json").read_text())
+    assert evidence["rows_per_key"] == {"mallory": 400}
+    landing = config.data.landing_dir
+    assert not landing.exists() or not any(landing.glob("drift-feedback-*"))  # nothing to retrain on
