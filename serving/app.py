@@ -221,8 +221,11 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def readable_validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        # Each part of a location is cut short: an unknown field's location is its name, and a 1 MB
+        # name must not come back whole.
         problems = [
-            f"{'.'.join(str(part) for part in problem['loc'] if part != 'body') or 'body'}: {problem['msg']}"
+            f"{'.'.join(str(part)[:64] for part in problem['loc'] if part != 'body') or 'body'}: "
+            f"{problem['msg'][:300]}"
             for problem in error.errors()
         ]
         return JSONResponse(status_code=422, content=ErrorBody(detail="; ".join(problems)).model_dump())
