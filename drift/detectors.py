@@ -7,7 +7,7 @@ sample-size aware by construction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,19 +58,37 @@ def text_length_drift(reference: ArrayLike, window: ArrayLike, alpha: float) -> 
 
 
 def unknown_token_drift(
-    reference_unknown: int, reference_total: int, window_unknown: int, window_total: int, alpha: float
+    reference_rare: Sequence[int],
+    reference_tokens: Sequence[int],
+    window_rare: Sequence[int],
+    window_tokens: Sequence[int],
+    alpha: float,
 ) -> Signal:
-    """One-sided two-proportion z-test: has the share of unknown or rare word pieces risen?"""
-    from scipy.stats import norm
+    """One-sided test that the window's texts carry a larger share of unknown or rare word pieces.
 
-    p_ref = reference_unknown / max(reference_total, 1)
-    p_win = window_unknown / max(window_total, 1)
-    pooled = (reference_unknown + window_unknown) / max(reference_total + window_total, 1)
-    se = np.sqrt(max(pooled * (1 - pooled) * (1 / max(reference_total, 1) + 1 / max(window_total, 1)), 1e-12))
-    p_value = float(norm.sf((p_win - p_ref) / se))
+    Judged per text (Mann-Whitney U on each text's share), never per word piece: the pieces of one
+    text are not independent (an article about a new company repeats its name), and a pooled
+    two-proportion test on ~50,000 pieces alarmed on every steady BBC window (p < 1e-6 at a 1.2-point
+    difference that texts vary by anyway). The statistic reported is the pooled difference.
+    """
+    from scipy.stats import mannwhitneyu
+
+    def shares(rare: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        counts, totals = np.asarray(rare, dtype=float), np.asarray(tokens, dtype=float)
+        kept = totals > 0
+        return counts[kept] / totals[kept]
+
+    ref_shares, win_shares = shares(reference_rare, reference_tokens), shares(window_rare, window_tokens)
+    p_ref = float(np.sum(reference_rare)) / max(float(np.sum(reference_tokens)), 1.0)
+    p_win = float(np.sum(window_rare)) / max(float(np.sum(window_tokens)), 1.0)
+    if len(ref_shares) < 2 or len(win_shares) < 2:
+        p_value = float("nan")
+    else:
+        p_value = float(mannwhitneyu(win_shares, ref_shares, alternative="greater").pvalue)
     return Signal(
         "unknown_tokens", p_win - p_ref, p_value, bool(p_value < alpha),
-        f"{p_win:.2%} of word pieces unknown or rare vs {p_ref:.2%} in the reference",
+        f"{p_win:.2%} of word pieces unknown or rare vs {p_ref:.2%} in the reference "
+        f"(compared text by text over {len(win_shares)} and {len(ref_shares)} texts)",
     )  # fmt: skip
 
 

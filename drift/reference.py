@@ -60,14 +60,6 @@ class Reference:
         return self.rare_per_row >= 0
 
     @property
-    def rare_tokens(self) -> int:
-        return int(self.rare_per_row[self.held].sum())
-
-    @property
-    def total_tokens(self) -> int:
-        return int(self.tokens_per_row[self.held].sum())
-
-    @property
     def label_counts(self) -> dict[str, int]:
         return dict(Counter(self.labels.tolist()))
 

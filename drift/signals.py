@@ -52,13 +52,12 @@ def detect(
     live = reference.kind == BASELINE
     if window is not None and len(window.lengths):
         signals.append(text_length_drift(reference.lengths, window.lengths, policy.alpha))
-        win_tokens = [token for ids in window.token_ids for token in ids]
-        win_rare = sum(reference.token_counts[token] <= policy.rare_token_count for token in win_tokens)
-        signals.append(
-            unknown_token_drift(
-                reference.rare_tokens, reference.total_tokens, win_rare, len(win_tokens), policy.alpha
-            )
-        )
+        rare_count = policy.rare_token_count
+        win_rare = [sum(reference.token_counts[t] <= rare_count for t in ids) for ids in window.token_ids]
+        win_total = [len(ids) for ids in window.token_ids]
+        held = reference.held
+        ref_rare, ref_total = reference.rare_per_row[held], reference.tokens_per_row[held]
+        signals.append(unknown_token_drift(ref_rare, ref_total, win_rare, win_total, policy.alpha))
         generator = np.random.default_rng(policy.seed)
         ref_sample = _sample(reference.embeddings, policy.embedding_sample, generator)
         win_sample = _sample(window.embeddings, policy.embedding_sample, generator)
