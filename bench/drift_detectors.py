@@ -52,17 +52,17 @@ def serving_runner(precision: str):
     return ClassifierRunner.from_directory(resolve_base_checkpoint(""), 128, plan)
 
 
-def logged_rows(runner, texts: list[str], store: bool) -> list[dict]:
-    """The prediction-log rows the gateway writes for ``texts`` (with or without their embeddings)."""
+def logged_rows(runner, texts: list[str]) -> tuple[list[dict], np.ndarray]:
+    """The prediction-log rows the gateway writes for ``texts``, and the unrounded (fp32) embeddings."""
     from bertloop.core.stores.predictions import encode_embedding
 
     scored = runner.score(texts, batch_size=32, embeddings=True)
-    return [
-        {"text": text, "label": label, "confidence": confidence,
-         "embedding": encode_embedding(vector) if store else None}
+    rows = [
+        {"text": text, "label": label, "confidence": confidence, "embedding": encode_embedding(vector)}
         for text, label, confidence, vector in zip(texts, scored.labels, scored.confidences,
                                                    scored.embeddings, strict=True)
     ]  # fmt: skip
+    return rows, scored.embeddings
 
 
 def platform_check(runner, settings, reference, rows: list[dict], exact: np.ndarray | None = None):
@@ -148,7 +148,7 @@ def main() -> int:
         hits = {"check": 0, "fp32": 0, "evidently": 0}
         times = {"check": 0.0, "recompute": 0.0, "evidently": 0.0}
         for window in windows(live, scenario, args.windows, args.window_size, seed=number):
-            rows = logged_rows(runner, window, store=True)  # what the gateway logged when it answered
+            rows, exact = logged_rows(runner, window)  # what the gateway logged when it answered
             figures["embedding_bytes_per_row"] = len(rows[0]["embedding"])
             started = time.perf_counter()
             verdict = platform_check(runner, settings, ref, rows)
@@ -157,7 +157,6 @@ def main() -> int:
             started = time.perf_counter()
             recomputed = platform_check(runner, settings, ref, old_rows)
             times["recompute"] += time.perf_counter() - started
-            exact = runner.score(window, batch_size=32, embeddings=True).embeddings
             exact_verdict = platform_check(runner, settings, ref, rows, exact=exact)
             started = time.perf_counter()
             hits["evidently"] += evidently_drift(reference_texts, window)
