@@ -7,7 +7,8 @@ fails infra validation (:mod:`serving.infra_validation`), is routed nothing: the
 reason is tagged on the version (the canary controller fails closed on it) and
 written to the promotion ledger, and the gateway keeps serving what it served
 before. A refused version is not retried until the gateway restarts; one that
-passed is tagged too, with its figures.
+passed is tagged too, with its figures, and is proved again whenever it is loaded
+again (an alias that leaves a version unloads it).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class RegistryWatcher:
         wanted = {version for version in (champion, canary) if version}
         # One new version per refresh, the champion first: a gateway starts serving once its champion
         # is proved, and proving the canary never holds a swap of the champion back.
-        waiting = [v for v in (champion, canary) if v and v not in self._loaded and v not in self.verdicts]
+        refused = self.refused
+        waiting = [v for v in (champion, canary) if v and v not in self._loaded and v not in refused]
         if waiting:
             self._admit(waiting[0])
         self.pending = waiting[1:]
@@ -85,9 +87,9 @@ class RegistryWatcher:
         for version in self._loaded.keys() - wanted:
             del self._loaded[version]  # in-flight requests keep their own reference
         served_champion = self._loaded.get(champion) if champion else None
-        if served_champion is None and champion in self.refused and previous is not None:
+        if served_champion is None and champion is not None and previous is not None:
             # Never drop to serving nothing because the new champion cannot serve: keep the last one.
-            log.error("champion v%s was refused; still serving v%s", champion, previous.version)
+            log.error("champion v%s cannot be served; still serving v%s", champion, previous.version)
             served_champion = previous
         self._state = RoutingState(
             champion=served_champion,
