@@ -7,12 +7,14 @@ Same data, same run, same code path (``training.finetune.fine_tune``), all-MiniL
   random batches, the last epoch's weights;
 - (b) the platform's recipe: ``training.*: auto`` (batch, learning rates, epochs from the
   data and device), the precision plan (bf16 autocast where the CPU has it), batches
-  grouped by length, early stopping on the validation split's macro-F1.
+  grouped by length, early stopping on the validation split's macro-F1;
+- (c) with ``--fp32-recipe``: (b) again with ``training.precision: fp32``, so that (b)'s
+  bf16 accuracy is set against fp32's on the same data, recipe and seed.
 
 Both hold out the same stratified tenth for validation (the temperature, and (b)'s early
 stopping) and are scored on banking77's test split. Texts are cut at 64 tokens.
 
-    .venv/bin/python bench/finetune.py [PATH] [--max-train-rows 3000 --epochs 4]
+    .venv/bin/python bench/finetune.py [PATH] [--fp32-recipe] [--max-train-rows 3000 --epochs 4]
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def main() -> int:
     parser.add_argument("--max-train-rows", type=int, default=None, help="a seeded sample, for a shorter run")
     parser.add_argument("--epochs", type=float, default=None, help="cap (b)'s epochs (default: auto)")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--fp32-recipe", action="store_true", help="also run (b) in fp32: (c)")
     args = parser.parse_args()
     if not (args.data / "train.csv").is_file():
         print(f"no banking77 at {args.data}; pass its folder", file=sys.stderr)
@@ -106,14 +109,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-finetune-") as folder:
         baseline = run("a_previous", previous, train, test, labels, Path(folder))
         recipe = run("b_recipe", platform, train, test, labels, Path(folder))
+        fp32 = None
+        if args.fp32_recipe:
+            fp32 = run("c_recipe_fp32", platform.model_copy(update={"precision": "fp32"}),
+                       train, test, labels, Path(folder))  # fmt: skip
     ratios = {
         "samples_per_s_ratio": round(recipe["samples_per_s"] / baseline["samples_per_s"], 2),
         "wall_ratio": round(recipe["wall_s"] / baseline["wall_s"], 2),
         "accuracy_points_gained": round(100 * (recipe["test_accuracy"] - baseline["test_accuracy"]), 1),
     }
+    if fp32 is not None:
+        gap = recipe["test_accuracy"] - fp32["test_accuracy"]
+        ratios["recipe_vs_fp32_accuracy_points"] = round(100 * gap, 2)
+        ratios["recipe_vs_fp32_speed_ratio"] = round(recipe["samples_per_s"] / fp32["samples_per_s"], 2)
     print(", ".join(f"{key} {value}" for key, value in ratios.items()))
     print(json.dumps({"train_rows": len(train), "epochs_cap": args.epochs, "previous": baseline,
-                      "recipe": recipe, **ratios}))  # fmt: skip
+                      "recipe": recipe, "recipe_fp32": fp32, **ratios}))  # fmt: skip
     return 0
 
 
