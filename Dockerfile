@@ -1,4 +1,4 @@
-# One image for every bertloop service: Airflow components, Celery workers and the MLflow server.
+# One image for every bertloop service: Airflow components, Celery workers, the MLflow server, the gateway.
 # Build the GPU worker's image with a CUDA build of torch:
 #   docker build --build-arg TORCH_VARIANT=cu128 -t bertloop:gpu .
 FROM python:3.11-slim-bookworm
@@ -29,9 +29,13 @@ COPY pyproject.toml README.md ./
 COPY bertloop ./bertloop
 COPY intake ./intake
 COPY versioning ./versioning
+COPY modeling ./modeling
 COPY training ./training
 COPY evaluation ./evaluation
 COPY registry ./registry
+COPY serving ./serving
+COPY rollout ./rollout
+COPY drift ./drift
 RUN pip install ".[distributed]"
 COPY dags /opt/airflow/dags
 COPY plugins /opt/airflow/plugins

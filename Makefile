@@ -18,13 +18,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Airflow asks for a login (the password is printed once, when it is made); AIRFLOW_LOGIN=off opts out.
+AIRFLOW_LOGIN ?= $(or $(BERTLOOP_AIRFLOW_LOGIN),on)
+
 demo: $(STAMP)
-	$(BIN)/python -m demo
+	BERTLOOP_AIRFLOW_LOGIN=$(AIRFLOW_LOGIN) $(BIN)/python -m demo
 
 # The local stack (Airflow UI and scheduler, MLflow UI, gateway) on a workspace: the demo's by default.
 STACK_CONFIG ?= demo-workspace/bertloop.yaml
 up: $(STAMP)
-	$(BIN)/python -m devtools.stack up --config $(STACK_CONFIG)
+	BERTLOOP_AIRFLOW_LOGIN=$(AIRFLOW_LOGIN) $(BIN)/python -m devtools.stack up --config $(STACK_CONFIG)
 
 down: $(STAMP)
 	$(BIN)/python -m devtools.stack down --config $(STACK_CONFIG)

@@ -34,7 +34,8 @@ from typing import Any
 import pandas as pd
 
 from demo.data import write_inputs
-from devtools.stack import AIRFLOW_SERVICES, Stack, airflow_environment
+from devtools import airflow_login
+from devtools.stack import AIRFLOW_SERVICES, Stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,14 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workspace)  # the demo's own folder: every demo starts from nothing
     workspace.mkdir(parents=True)
     config_path = write_inputs(workspace, args.seed, args.golden_per_class, args.batch_per_class)
-    stack = Stack(config_path)
-    env = airflow_environment(stack.workspace, config_path, stack.ports.airflow)  # the stack's Airflow
+    login = airflow_login.login_wanted(os.environ)
+    stack = Stack(config_path, login=login)
+    env = stack.airflow_env  # the stack's Airflow, and the tasks' login to its API (a file, not the password)
     (workspace / "env.sh").write_text(
         "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items()), encoding="utf-8"
     )
     log = workspace / "airflow-demo.log"
     _say(f"workspace {workspace}; Airflow output goes to {log}")
     _say(f"starting Airflow (API server and UI, scheduler, DAG processor, triggerer); logs in {stack.folder}")
+    new_password = stack.ensure_login()  # shown once, at the end, where the UIs are listed
     stack.up(only=AIRFLOW_SERVICES)
 
     runs = [
@@ -146,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n=== The local stack keeps running on this data (`make down` stops it) ===")
     for service in stack.describe():
         print(f"  {service['service']:<22} {service['shows']}")
+    print("  " + airflow_login.describe(stack.workspace, login, new_password, stack.ports.airflow))
     return 0
 
 

@@ -11,9 +11,11 @@ model registry with its aliases, the drift report of the confirmed drift, and th
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
+from devtools import airflow_login
 from devtools.stack import Ports, Stack
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -30,6 +32,7 @@ def take(stack: Stack, out: Path) -> list[Path]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
+        airflow_login.sign_in(page, airflow, stack.airflow_login())
 
         page.goto(f"{airflow}/dags/retrain", wait_until="networkidle")
         page.get_by_role("button", name="Trigger").first.click()
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--airflow-port", type=int, default=Ports.airflow)
     parser.add_argument("--mlflow-port", type=int, default=Ports.mlflow)
     args = parser.parse_args(argv)
-    stack = Stack(Path(args.config), Ports(airflow=args.airflow_port, mlflow=args.mlflow_port))
+    login = airflow_login.login_wanted(os.environ)  # as the stack was started: `make up` or AIRFLOW_LOGIN=off
+    stack = Stack(Path(args.config), Ports(airflow=args.airflow_port, mlflow=args.mlflow_port), login)
     for path in take(stack, Path(args.out)):
         print(path)
     return 0

@@ -5,7 +5,8 @@ triggerer), the MLflow UI and the serving gateway, each a background service of 
 prints each URL; ``down`` stops them; ``status`` shows them. Logs go to ``<workspace>/stack/logs``,
 process ids to ``<workspace>/stack/pids``. Airflow runs on SQLite with the LocalExecutor, so a run
 triggered from the UI is scheduled and executed, and its task logs are readable in the UI. Every
-service listens on 127.0.0.1 only.
+service listens on 127.0.0.1 only, and Airflow asks for a login (``devtools.airflow_login``) unless
+``--no-login`` or ``BERTLOOP_AIRFLOW_LOGIN=off`` says otherwise.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from pathlib import Path
 import httpx
 
 from bertloop.core.env import DEFAULTS as ENV_DEFAULTS
+from bertloop.pipeline import airflow_api
+from bertloop.pipeline.airflow_api import AirflowLogin
+from devtools import airflow_login
+from devtools.airflow_login import LoginSetupError
 from devtools.process import ServerDidNotStart, wait_until_healthy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -65,8 +70,11 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def airflow_environment(workspace: Path, config_path: Path, api_port: int = 8080) -> dict[str, str]:
-    """Airflow on SQLite in ``<workspace>/airflow``, this repository's DAGs and plugins, bertloop's config."""
+def airflow_environment(
+    workspace: Path, config_path: Path, api_port: int = 8080, login: bool = True
+) -> dict[str, str]:
+    """Airflow on SQLite in ``<workspace>/airflow``, this repository's DAGs and plugins, bertloop's config;
+    with ``login``, the simple auth manager's one admin (``devtools.airflow_login``)."""
     home = workspace / "airflow"
     return {
         "AIRFLOW_HOME": str(home),
@@ -76,7 +84,7 @@ def airflow_environment(workspace: Path, config_path: Path, api_port: int = 8080
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "2",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        **airflow_login.environment(workspace, login),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
         "AIRFLOW__API__HOST": "127.0.0.1",
@@ -86,7 +94,7 @@ def airflow_environment(workspace: Path, config_path: Path, api_port: int = 8080
         # The DAG files change only with the code: re-parse each every 2 minutes, not every 30 s.
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
         "BERTLOOP_CONFIG": str(config_path),
-        "BERTLOOP_AIRFLOW_API_URL": f"http://127.0.0.1:{api_port}",  # tasks write their runs' notes
+        airflow_api.ENV_URL: f"http://127.0.0.1:{api_port}",  # tasks write their runs' notes
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
         **ENV_DEFAULTS,
     }
@@ -118,15 +126,17 @@ def services(config_path: Path, tracking_uri: str, ports: Ports) -> list[Service
 
 
 class Stack:
-    def __init__(self, config_path: Path, ports: Ports = Ports()):
+    def __init__(self, config_path: Path, ports: Ports = Ports(), login: bool = True):
         from bertloop.core.config import load_config
 
         self.config_path = config_path.resolve()
         self.config = load_config(self.config_path, environ={})
         self.workspace = self.config.workspace
         self.ports = ports
+        self.login = login
         self.folder = self.workspace / "stack"
-        self.env = {**os.environ, **airflow_environment(self.workspace, self.config_path, ports.airflow)}
+        self.airflow_env = airflow_environment(self.workspace, self.config_path, ports.airflow, login)
+        self.env = {**os.environ, **self.airflow_env}
         self.services = services(self.config_path, self.config.tracking_uri, ports)
 
     def pid_file(self, name: str) -> Path:
@@ -163,6 +173,14 @@ class Stack:
             if completed.returncode != 0:
                 raise SystemExit(f"airflow {' '.join(args)} failed:\n{completed.stderr[-3000:]}")
 
+    def ensure_login(self) -> str | None:
+        """The Airflow admin's password if this call made it (show it then), else None."""
+        return airflow_login.ensure_password(self.workspace) if self.login else None
+
+    def airflow_login(self) -> AirflowLogin | None:
+        """How to log in to this stack's Airflow; None where it has no login."""
+        return airflow_login.stored_login(self.workspace) if self.login else None
+
     def up(self, only: Sequence[str] | None = None, timeout: float = 240) -> None:
         """Start the services (``only``: those named) that are not running yet, and wait until they answer."""
         (self.folder / "pids").mkdir(parents=True, exist_ok=True)
@@ -175,6 +193,7 @@ class Stack:
                     f"`make down STACK_CONFIG=...`), or choose another port (--airflow-port, --mlflow-port, "
                     "--gateway-port)"
                 )
+        self.ensure_login()  # before the API server, which would otherwise make a password of its own
         self.prepare()
         started: list[tuple[Service, subprocess.Popen[bytes]]] = []
         for service in wanted:
@@ -211,20 +230,25 @@ class Stack:
         ]  # fmt: skip
 
     def api(self) -> AirflowApi:
-        return AirflowApi(f"http://127.0.0.1:{self.ports.airflow}")
+        return AirflowApi(f"http://127.0.0.1:{self.ports.airflow}", self.airflow_login())
 
 
 class AirflowApi:
-    """The few calls of Airflow's public REST API (v2) that the stack, the demo and the UI test make."""
+    """The few calls of Airflow's public REST API (v2) that the stack, the demo and the UI test make,
+    logged in as ``login`` where the stack has one."""
 
-    def __init__(self, base_url: str):
-        self.client = httpx.Client(base_url=f"{base_url}/api/v2", timeout=30)
+    def __init__(self, base_url: str, login: AirflowLogin | None = None):
+        headers = airflow_api.auth_headers(base_url, login)
+        self.client = httpx.Client(base_url=f"{base_url}/api/v2", headers=headers, timeout=30)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.client.get(f"/dags/{dag_id}").status_code == 200:
+            response = self.client.get(f"/dags/{dag_id}")
+            if response.status_code == 200:
                 return
+            if response.status_code in (401, 403):  # waiting cannot fix a missing or refused login
+                raise StackError(f"Airflow refused the login ({response.status_code}): {response.text[:200]}")
             time.sleep(2)
         raise TimeoutError(f"DAG {dag_id} was not parsed within {timeout:.0f} s; see the dag-processor log")
 
@@ -287,22 +311,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--airflow-port", type=int, default=Ports.airflow)
     parser.add_argument("--mlflow-port", type=int, default=Ports.mlflow)
     parser.add_argument("--gateway-port", type=int, default=Ports.gateway)
+    parser.add_argument("--no-login", action="store_true", help="Airflow without a login, every visitor "
+                        f"an admin (also {airflow_login.ENV_SWITCH}=off)")  # fmt: skip
     args = parser.parse_args(argv)
     config_path = Path(args.config)
     if not config_path.is_file():
         parser.error(f"{config_path} does not exist; run `make demo` first or pass --config")
-    stack = Stack(config_path, Ports(args.airflow_port, args.mlflow_port, args.gateway_port))
+    try:
+        login = airflow_login.login_wanted(os.environ, args.no_login)
+    except LoginSetupError as error:
+        parser.error(str(error))
+    stack = Stack(config_path, Ports(args.airflow_port, args.mlflow_port, args.gateway_port), login)
     if args.action == "down":
         print("stopped:", ", ".join(stack.down()) or "nothing was running")
         return 0
     if args.action == "up":
         try:
+            new_password = stack.ensure_login()
             stack.up()
-        except StackError as error:
+        except (StackError, LoginSetupError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         print(f"bertloop stack on {stack.workspace} (logs: {stack.folder / 'logs'}); `make down` stops it.")
-        print("Every service listens on 127.0.0.1 only; the local Airflow has no login.")
+        print("Every service listens on 127.0.0.1 only.")
+        described = airflow_login.describe(stack.workspace, login, new_password, stack.ports.airflow)
+        print(described, file=sys.stdout if login else sys.stderr)
     print(json.dumps(stack.describe(), indent=2))
     return 0
 

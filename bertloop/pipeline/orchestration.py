@@ -16,7 +16,6 @@ import os
 import socket
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
@@ -24,7 +23,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from bertloop.core import constants
 from bertloop.core.config import ConfigError, PlatformConfig, load_config
 from bertloop.core.env import apply_env_defaults
-from bertloop.pipeline import steps
+from bertloop.pipeline import airflow_api, steps
 from drift.check import run_check
 from intake.datasets import GoldenSetInvalid
 from rollout.controller import NothingToRollOut, restore_previous_champion, run_canary
@@ -79,18 +78,19 @@ def config_from_params(
 def set_run_note(context: Mapping[str, Any], note: str) -> bool:
     """Write ``note`` on this DAG run through Airflow's REST API, so the grid says why at a glance.
 
-    Tasks have no API of their own for run notes, so this needs ``BERTLOOP_AIRFLOW_API_URL`` (the local
-    stack sets it; its Airflow has no login). Without it, or if the API refuses, the task's own state
-    and log still say what happened; the note is a convenience and its failure fails nothing.
+    Tasks have no API of their own for run notes, so this needs ``BERTLOOP_AIRFLOW_API_URL`` and, where
+    Airflow asks for a login, the user the stack configures (``bertloop.pipeline.airflow_api``). Without
+    them, or if the API refuses, the task's own state and log still say what happened; the note is a
+    convenience and its failure fails nothing.
     """
-    base = os.environ.get("BERTLOOP_AIRFLOW_API_URL")
+    base = os.environ.get(airflow_api.ENV_URL)
     if not base:
         return False
     dag_id, run_id = context["dag"].dag_id, context["run_id"]
-    url = f"{base.rstrip('/')}/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
     try:
-        response = httpx.patch(url, params={"update_mask": "note"}, json={"note": note[:1000]}, timeout=10)
-    except httpx.HTTPError as error:
+        login = airflow_api.login_from_environment()
+        response = airflow_api.patch_run_note(base, login, dag_id, run_id, note)
+    except (httpx.HTTPError, airflow_api.AirflowLoginError) as error:
         log.warning("could not write the run note (%s): %s", error, note)
         return False
     if response.status_code != 200:
