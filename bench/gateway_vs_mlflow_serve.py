@@ -73,6 +73,26 @@ def load(url: str, make_body, texts: list[str], clients: int, requests_per_clien
     }
 
 
+def infra_refusal(health: str, process: subprocess.Popen, version: str, timeout: float = 600) -> str | None:
+    """Wait until the gateway serves; the reason infra validation refused ``version`` if it did instead."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the gateway exited with {process.returncode} before serving")
+        try:
+            response = httpx.get(health, timeout=5)
+        except httpx.HTTPError:
+            time.sleep(1)
+            continue
+        if response.status_code == 200:
+            return None
+        verdict = response.json().get("infra_validation", {}).get(version, "")
+        if verdict.startswith("failed"):
+            return verdict
+        time.sleep(1)
+    raise SystemExit(f"the gateway did not serve v{version} within {timeout:.0f} s")
+
+
 def golden_accuracy(config, version: str, precision: str) -> tuple[str, float]:
     """The champion's accuracy on the whole golden set, scored in ``precision`` in the gateway's passes."""
     from intake.datasets import load_golden_set
@@ -155,13 +175,19 @@ def main() -> int:
     })  # fmt: skip
     results = {}
     plans: dict[str, str] = {}
+    refused: dict[str, str] = {}  # gateway precision -> why infra validation refused the champion in it
     for name, (command, health, endpoint, body) in servers.items():
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            wait_until_healthy(health, process, timeout=600)
             if name.startswith("gateway"):
+                if reason := infra_refusal(health, process, champion):
+                    refused[name] = reason
+                    print(f"{name}: v{champion} refused by infra validation: {reason}", flush=True)
+                    continue
                 serving = httpx.get(health, timeout=30).json()["serving"]
                 plans[name] = f"{serving['device']}/{serving['precision']}"
+            else:
+                wait_until_healthy(health, process, timeout=600)
             load(endpoint, body, texts, clients=2, requests_per_client=args.warmup)
             results[name] = load(endpoint, body, texts, args.clients, args.requests_per_client)
         finally:
@@ -194,6 +220,11 @@ def main() -> int:
         key = name.replace(" ", "_")
         figures.update({f"{key}_plan": plan, f"{key}_throughput_ratio": throughput, f"{key}_p50_ratio": p50,
                         f"{key}_p99_ratio": p99, f"{key}_golden_accuracy": accuracy})  # fmt: skip
+    for name, reason in refused.items():
+        plan, accuracy = golden_accuracy(config, champion, name.removeprefix("gateway "))
+        print(f"{name} ({plan}): refused; golden-set accuracy {accuracy:.4f} (fp32: {fp32_accuracy:.4f})")
+        key = name.replace(" ", "_")
+        figures.update({f"{key}_plan": plan, f"{key}_refused": reason, f"{key}_golden_accuracy": accuracy})
     print(json.dumps(figures))
     return 0
 
