@@ -31,8 +31,8 @@ class ConfigError(ValueError):
 
 
 AUTO: Literal["auto"] = "auto"  # a training setting the recipe chooses from the data and the device
-# Loc parts pydantic adds for the branches of `X | Literal["auto"]`; the messages name the field alone.
-_UNION_BRANCHES = {"int", "float", "constrained-int", "constrained-float", "literal['auto']"}
+# Loc parts pydantic adds for the branches of `X | Literal["auto", ...]`; the messages name the field alone.
+_NUMBER_BRANCHES = {"int", "float", "constrained-int", "constrained-float"}
 
 
 class _Section(BaseModel):
@@ -629,19 +629,28 @@ def _resolve_paths(config: PlatformConfig, base_dir: Path) -> PlatformConfig:
     return config
 
 
+def _is_literal_branch(part: object) -> bool:
+    return isinstance(part, str) and part.startswith("literal[")
+
+
 def _explain(error: ValidationError) -> str:
     lines = ["invalid configuration:"]
     problems = error.errors()
-    failed_branches = {
-        problem["loc"][:-1] for problem in problems if problem["loc"][-1:] != ("literal['auto']",)
+    # A value that fails `X | Literal["auto", ...]` fails every branch; the words the literal allows
+    # are said once, beside what the number's branch says, not as a second complaint.
+    words = {
+        problem["loc"][:-1]: problem["msg"].removeprefix("Input should be ")
+        for problem in problems
+        if problem["loc"] and _is_literal_branch(problem["loc"][-1])
     }
     for problem in problems:
-        if problem["loc"][-1:] == ("literal['auto']",) and problem["loc"][:-1] in failed_branches:
-            continue  # "should be 'auto'" adds nothing beside what the number's branch says
-        field = ".".join(str(part) for part in problem["loc"] if part not in _UNION_BRANCHES) or "(top level)"
+        loc = problem["loc"]
+        if loc and _is_literal_branch(loc[-1]):
+            continue
+        field = ".".join(str(part) for part in loc if part not in _NUMBER_BRANCHES) or "(top level)"
         message = problem["msg"]
-        if len(problem["loc"]) > 1 and problem["loc"][-1] in _UNION_BRANCHES:
-            message += f", or '{AUTO}'"
+        if len(loc) > 1 and loc[-1] in _NUMBER_BRANCHES and loc[:-1] in words:
+            message += f", or {words[loc[:-1]]}"
         if problem["type"] == "extra_forbidden":
             message = "unknown setting; check the spelling against the documented fields"
         elif problem["type"] == "missing":

@@ -56,6 +56,13 @@ def test_invalid_values_name_the_field_and_what_is_allowed(
     assert expected in str(error.value)
 
 
+def test_a_union_with_auto_is_explained_once(config_file: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(config_file, overrides={"training.epochs": -1}, environ={})
+    lines = str(error.value).splitlines()[1:]
+    assert lines == ["  - training.epochs: Input should be greater than 0, or 'auto' (got -1)"]
+
+
 def test_missing_required_settings_are_named(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("training: {epochs: 1}\n")
