@@ -23,7 +23,7 @@ from modeling.calibration import TEMPERATURE_ATTRIBUTE, fit_temperature
 from modeling.hardware import Capabilities, HardwarePlan, detect_capabilities, plan_hardware
 from training.callbacks import MarkCompleteCheckpoints
 from training.checkpoints import last_complete_checkpoint
-from training.data import EncodedTexts, encode_labels, split_validation
+from training.data import EncodedTexts, ValidationSplit, encode_labels, split_validation
 from training.loss import WeightedCrossEntropy
 from training.recipe import Recipe, choose_recipe, parameter_groups
 from training.stopping import StopSummary, greater_is_better, summarise, validation_metrics
@@ -43,6 +43,8 @@ class TrainOutcome:
     validation_examples: int = 0
     temperature: float | None = None  # fitted on the validation split; None: not scaled
     recipe: dict[str, str] = field(default_factory=dict)  # the values used, as MLflow params
+    reasons: list[str] = field(default_factory=list)  # why the split and the recipe are as they are
+    unvalidated_classes: list[str] = field(default_factory=list)  # trained on whole, not in validation scores
     epochs_run: float = 0.0
     best_step: int | None = None  # whose weights were kept; None: no validation, the last step's
     best_metric: float | None = None  # its validation score (training.best_model_metric)
@@ -100,9 +102,14 @@ def fine_tune(
     label_ids = encode_labels(labels, label_names)
     needs_validation = settings.temperature_scaling or settings.patience > 0
     fraction = settings.validation_fraction if needs_validation else 0.0
-    train_rows, validation_rows = split_validation(label_ids, fraction, settings.seed)
+    split = split_validation(label_ids, fraction, settings.validation_min_per_class, settings.seed)
+    train_rows, validation_rows = split.train, split.validation
     train_labels = [label_ids[i] for i in train_rows]
     recipe = choose_recipe(settings, train_labels, len(label_names), plan.device)
+    unvalidated = [label_names[label] for label in split.unvalidated]
+    notes = _split_notes(split, unvalidated, settings.validation_min_per_class)
+    for note in notes:
+        log.warning("validation split: %s", note)
     for reason in recipe.reasons:
         log.info("recipe: %s", reason)
     # Tokenised once here, never per epoch; the collator only pads.
@@ -115,8 +122,6 @@ def fine_tune(
         if validation_rows
         else None
     )  # fmt: skip
-    if needs_validation and validation is None:
-        log.warning("no class has enough rows to spare for validation: no early stopping, no temperature")
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(
         model, tokenizer, dataset, validation, settings, plan, recipe, checkpoint_dir, callbacks
@@ -151,6 +156,8 @@ def fine_tune(
         validation_examples=len(validation_rows),
         temperature=temperature,
         recipe=recipe.params(),
+        reasons=[*notes, *recipe.reasons],
+        unvalidated_classes=unvalidated,
         epochs_run=stop.epochs_run,
         best_step=stop.best_step,
         best_metric=stop.best_metric,
@@ -202,6 +209,17 @@ def build_trainer(
         ),
         callbacks=[*callbacks, MarkCompleteCheckpoints(), *stopping],
     )
+
+
+def _split_notes(split: ValidationSplit, unvalidated: Sequence[str], min_per_class: int) -> list[str]:
+    """What the validation split leaves out, in words (nothing when it covers every class)."""
+    if not unvalidated:
+        return []
+    if not split.validation:
+        return ["no validation split: no class has enough rows to spare for it; no early stopping, "
+                "no temperature"]  # fmt: skip
+    too_few = f"fewer than {2 * min_per_class} rows" if min_per_class else "too few rows for a share"
+    return [f"validation scores leave out {', '.join(unvalidated)} ({too_few}; trained on whole)"]
 
 
 def _stop_summary(trainer: Any, settings: TrainingConfig) -> StopSummary:

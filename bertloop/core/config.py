@@ -197,6 +197,16 @@ class TrainingConfig(_Section):
         description="Share of training rows held out (stratified, seeded) to pick the best epoch, stop "
         "early and fit the temperature; never trained on.",
     )
+    validation_min_per_class: int = Field(
+        default=2,
+        ge=0,
+        description="Each class gives the validation split at least this many rows (more where "
+        "validation_fraction asks for more) when it can keep as many for training, i.e. when it has at "
+        "least twice this many rows. A smaller class is trained on whole and has no validation rows: the "
+        "validation scores leave it out, and the run names it (param validation.unvalidated_classes). "
+        "The default 2 lets the smallest class a batch may have (validation.min_examples_per_class, 5) "
+        "give 2 rows and keep 3; 0 holds validation_fraction of each class alone.",
+    )
     keep_checkpoints: bool = Field(
         default=False,
         description="Keep a run's training checkpoints after its model is registered (hundreds of MB each).",

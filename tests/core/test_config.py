@@ -46,6 +46,10 @@ def test_relative_paths_resolve_against_the_yaml_folder(tmp_path: Path) -> None:
             {"training.validation_fraction": 0},
             "temperature_scaling needs a validation split: set validation_fraction above 0",
         ),
+        (
+            {"training.validation_min_per_class": -1},
+            "training.validation_min_per_class: Input should be greater than or equal to 0 (got -1)",
+        ),
     ],
 )
 def test_invalid_values_name_the_field_and_what_is_allowed(
