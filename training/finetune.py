@@ -3,11 +3,13 @@
 Built on transformers' Trainer: dynamic padding, batches grouped by length,
 seeding, a progress bar, autocast (bf16 on a GPU or a CPU that has it, fp16
 with a gradient scaler on older GPUs) and torchrun/DDP come from it. The recipe
-(:mod:`training.recipe`) sets batch size, learning rates, epochs and class
-weights; the validation split is scored every epoch, the best epoch's weights
-are kept and training stops when it stops improving (:mod:`training.stopping`).
-Checkpoints are written every epoch into a run-scoped folder, so a retried task
-resumes from the last one, early-stopping state included, instead of starting over.
+(:mod:`training.recipe`) sets batch size, learning rates, epochs, class
+weights and when the validation split is scored (every epoch, or every N steps
+when an epoch is long); the best-scoring checkpoint's weights are kept and
+training stops when the scores stop improving (:mod:`training.stopping`).
+A checkpoint is written at each score (each epoch without validation) into a
+run-scoped folder, so a retried task resumes from the last one, early-stopping
+state and best checkpoint included, instead of starting over.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from training.callbacks import MarkCompleteCheckpoints
 from training.checkpoints import last_complete_checkpoint
 from training.data import EncodedTexts, ValidationSplit, encode_labels, split_validation
 from training.loss import WeightedCrossEntropy
-from training.recipe import Recipe, choose_recipe, parameter_groups
+from training.recipe import NOT_VALIDATED, Recipe, choose_recipe, parameter_groups
 from training.stopping import StopSummary, greater_is_better, summarise, validation_metrics
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,8 @@ def fine_tune(
     split = split_validation(label_ids, fraction, settings.validation_min_per_class, settings.seed)
     train_rows, validation_rows = split.train, split.validation
     train_labels = [label_ids[i] for i in train_rows]
-    recipe = choose_recipe(settings, train_labels, len(label_names), plan.device)
+    stop_early = bool(validation_rows) and settings.patience > 0
+    recipe = choose_recipe(settings, train_labels, len(label_names), plan.device, validates=stop_early)
     unvalidated = [label_names[label] for label in split.unvalidated]
     notes = _split_notes(split, unvalidated, settings.validation_min_per_class)
     for note in notes:
@@ -178,13 +181,13 @@ def build_trainer(
     checkpoint_dir: Path,
     callbacks: Sequence[Any] = (),
 ) -> Any:
-    """Trainer with the recipe's optimiser groups and loss; with ``validation`` and a patience, it scores
-    the validation split every epoch, stops early and keeps the best epoch."""
+    """Trainer with the recipe's optimiser groups and loss; with ``validation`` and a recipe that
+    validates, it scores the validation split on the recipe's schedule, stops early and keeps the best."""
     import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
-    stop_early = validation is not None and settings.patience > 0
-    arguments = training_arguments(settings, plan, recipe, checkpoint_dir, validate=stop_early)
+    stop_early = validation is not None and recipe.validation_every != NOT_VALIDATED
+    arguments = training_arguments(settings, plan, recipe, checkpoint_dir)
     stopping = [EarlyStoppingCallback(settings.patience)] if stop_early else []
     groups = parameter_groups(
         model.named_parameters(), model.base_model_prefix, recipe, settings.weight_decay
@@ -239,10 +242,20 @@ def _stop_summary(trainer: Any, settings: TrainingConfig) -> StopSummary:
 
 
 def training_arguments(
-    settings: TrainingConfig, plan: HardwarePlan, recipe: Recipe, checkpoint_dir: Path, validate: bool
+    settings: TrainingConfig, plan: HardwarePlan, recipe: Recipe, checkpoint_dir: Path
 ) -> Any:
     from transformers import TrainingArguments
 
+    every = recipe.validation_every
+    validate = every != NOT_VALIDATED
+    # A checkpoint at every score, so whichever scores best is there to keep (Trainer requires the
+    # save steps to be a multiple of the eval steps) and a retry loses at most one interval.
+    # Trainer also scores and saves the last step when it falls between two.
+    schedule: dict[str, Any] = (
+        {"eval_strategy": "steps", "eval_steps": every, "save_strategy": "steps", "save_steps": every}
+        if isinstance(every, int)
+        else {"eval_strategy": every, "save_strategy": "epoch"}
+    )
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=recipe.epochs,
@@ -259,9 +272,8 @@ def training_arguments(
         bf16=plan.bf16,
         fp16=plan.fp16,
         use_cpu=plan.device == "cpu",
-        save_strategy="epoch",
-        save_total_limit=2,  # Trainer never rotates away the best checkpoint
-        eval_strategy="epoch" if validate else "no",
+        **schedule,
+        save_total_limit=2,  # the newest (to resume from) and the best: Trainer never rotates that away
         load_best_model_at_end=validate,
         metric_for_best_model=settings.best_model_metric if validate else None,
         greater_is_better=greater_is_better(settings.best_model_metric) if validate else None,

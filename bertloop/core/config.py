@@ -159,11 +159,23 @@ class TrainingConfig(_Section):
     patience: int = Field(
         default=2,
         ge=0,
-        description="Score the validation split every epoch, keep the best epoch's weights and stop after "
-        "this many epochs without improvement; 0 trains every epoch and keeps the last weights.",
+        description="Score the validation split while training (see validation_every), keep the weights of "
+        "the best score and stop after this many scores in a row without improvement: patience counts "
+        "validation scores, which are epochs only when validation is scored once an epoch; 0 trains every "
+        "epoch and keeps the last weights.",
+    )
+    validation_every: Annotated[int, Field(ge=1)] | Literal["auto", "epoch"] = Field(
+        default=AUTO,
+        description="How often the validation split is scored while training (with patience above 0); "
+        "each score saves a checkpoint, may become the kept one and counts towards patience. 'epoch': at "
+        "the end of every epoch; a number: every that many optimiser steps (and at the last step); "
+        "'auto': once an epoch when an epoch has at most 1,000 steps, otherwise every epoch / k steps "
+        "with k the fewest parts of at most 1,000 steps, at most 4 (a score costs a forward pass over "
+        "the validation rows, about 4% of an epoch at validation_fraction 0.1).",
     )
     best_model_metric: Literal["macro_f1", "accuracy", "loss"] = Field(
-        default="macro_f1", description="The validation metric that picks the best epoch and stops training."
+        default="macro_f1",
+        description="The validation metric that picks the kept checkpoint and stops training.",
     )
     group_by_length: bool = Field(
         default=True, description="Batch texts of similar length together, so less padding is computed."
@@ -194,8 +206,8 @@ class TrainingConfig(_Section):
         default=0.1,
         ge=0,
         lt=0.5,
-        description="Share of training rows held out (stratified, seeded) to pick the best epoch, stop "
-        "early and fit the temperature; never trained on.",
+        description="Share of training rows held out (stratified, seeded) to pick the kept checkpoint, "
+        "stop early and fit the temperature; never trained on.",
     )
     validation_min_per_class: int = Field(
         default=2,
