@@ -104,10 +104,18 @@ schedule = (
         ),
         "patience": optional_number(
             "Patience",
-            "Stop after this many epochs without a better validation score; 0 trains every epoch. "
+            "Stop after this many validation scores in a row without improvement (a score comes every "
+            "epoch, or every N steps on long epochs); 0 trains every epoch. "
             "Leave empty for training.patience.",
             integer=True,
             minimum=0,
+        ),
+        "validation_every": optional_number(
+            "Validate every (steps)",
+            "Score the validation split every this many optimiser steps, e.g. 500. Leave empty for "
+            "training.validation_every (auto: once an epoch, or about every 1,000 steps on long epochs).",
+            integer=True,
+            minimum=1,
         ),
         "max_steps": optional_number(
             "Max steps",

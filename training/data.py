@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -33,12 +34,38 @@ def encode_labels(labels: Sequence[str], label_names: Sequence[str]) -> list[int
     return [index[label] for label in labels]
 
 
-def split_validation(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Row positions for training and for validation: ``fraction`` of each class, chosen with ``seed``.
+@dataclass(frozen=True)
+class ValidationSplit:
+    """Row positions for training and for validation, and the classes the validation scores leave out."""
 
-    Stratified, so a small class is represented in both; a class too small to
-    spare a row (``fraction × count`` rounds to 0) stays whole in training. The
-    same seed gives the same split, so a resumed run validates on the same rows.
+    train: list[int]
+    validation: list[int]
+    # Label ids with rows but none held out (too small to spare the minimum): trained on whole,
+    # absent from the validation scores. Empty when nothing is held out at all (fraction 0).
+    unvalidated: tuple[int, ...] = ()
+
+
+def validation_rows_for_class(count: int, fraction: float, min_per_class: int) -> int:
+    """How many of a class's ``count`` rows to hold out: ``fraction`` of them, rounded, and at least
+    ``min_per_class``, as long as the class keeps as many for training (and always one); else none."""
+    if fraction <= 0:
+        return 0
+    held = max(int(fraction * count + 0.5), min_per_class)
+    return held if count - held >= max(min_per_class, 1) else 0
+
+
+def split_validation(
+    labels: Sequence[int], fraction: float, min_per_class: int, seed: int
+) -> ValidationSplit:
+    """Hold out, per class, :func:`validation_rows_for_class` rows chosen with ``seed``.
+
+    Stratified: with ``min_per_class`` of 1 or more, every class of at least twice
+    that many rows is in both parts. A class that cannot spare its rows stays whole
+    in training and is named in ``unvalidated``, so the run can say which classes
+    the validation scores leave out. The same seed gives the same split, so a
+    resumed run validates on the same rows. The rows come from the training
+    snapshot alone, which the validate step screens against the golden set: golden
+    rows never pick a checkpoint or stop training.
     """
     import random
 
@@ -48,10 +75,13 @@ def split_validation(labels: Sequence[int], fraction: float, seed: int) -> tuple
         by_class.setdefault(label, []).append(position)
     train: list[int] = []
     validation: list[int] = []
+    unvalidated: list[int] = []
     for label in sorted(by_class):
         positions = by_class[label]
         generator.shuffle(positions)
-        held = min(int(fraction * len(positions) + 0.5), len(positions) - 1)
+        held = validation_rows_for_class(len(positions), fraction, min_per_class)
+        if held == 0 and fraction > 0:
+            unvalidated.append(label)
         validation.extend(positions[:held])
         train.extend(positions[held:])
-    return sorted(train), sorted(validation)
+    return ValidationSplit(sorted(train), sorted(validation), tuple(unvalidated))

@@ -3,11 +3,13 @@
 Built on transformers' Trainer: dynamic padding, batches grouped by length,
 seeding, a progress bar, autocast (bf16 on a GPU or a CPU that has it, fp16
 with a gradient scaler on older GPUs) and torchrun/DDP come from it. The recipe
-(:mod:`training.recipe`) sets batch size, learning rates, epochs and class
-weights; the validation split is scored every epoch, the best epoch's weights
-are kept and training stops when it stops improving (:mod:`training.stopping`).
-Checkpoints are written every epoch into a run-scoped folder, so a retried task
-resumes from the last one, early-stopping state included, instead of starting over.
+(:mod:`training.recipe`) sets batch size, learning rates, epochs, class
+weights and when the validation split is scored (every epoch, or every N steps
+when an epoch is long); the best-scoring checkpoint's weights are kept and
+training stops when the scores stop improving (:mod:`training.stopping`).
+A checkpoint is written at each score (each epoch without validation) into a
+run-scoped folder, so a retried task resumes from the last one, early-stopping
+state and best checkpoint included, instead of starting over.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from modeling.calibration import TEMPERATURE_ATTRIBUTE, fit_temperature
 from modeling.hardware import Capabilities, HardwarePlan, detect_capabilities, plan_hardware
 from training.callbacks import MarkCompleteCheckpoints
 from training.checkpoints import last_complete_checkpoint
-from training.data import EncodedTexts, encode_labels, split_validation
+from training.data import EncodedTexts, ValidationSplit, encode_labels, split_validation
 from training.loss import WeightedCrossEntropy
-from training.recipe import Recipe, choose_recipe, parameter_groups
+from training.recipe import NOT_VALIDATED, Recipe, choose_recipe, parameter_groups
 from training.stopping import StopSummary, greater_is_better, summarise, validation_metrics
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ class TrainOutcome:
     validation_examples: int = 0
     temperature: float | None = None  # fitted on the validation split; None: not scaled
     recipe: dict[str, str] = field(default_factory=dict)  # the values used, as MLflow params
+    reasons: list[str] = field(default_factory=list)  # why the split and the recipe are as they are
+    unvalidated_classes: list[str] = field(default_factory=list)  # trained on whole, not in validation scores
     epochs_run: float = 0.0
     best_step: int | None = None  # whose weights were kept; None: no validation, the last step's
     best_metric: float | None = None  # its validation score (training.best_model_metric)
@@ -100,9 +104,15 @@ def fine_tune(
     label_ids = encode_labels(labels, label_names)
     needs_validation = settings.temperature_scaling or settings.patience > 0
     fraction = settings.validation_fraction if needs_validation else 0.0
-    train_rows, validation_rows = split_validation(label_ids, fraction, settings.seed)
+    split = split_validation(label_ids, fraction, settings.validation_min_per_class, settings.seed)
+    train_rows, validation_rows = split.train, split.validation
     train_labels = [label_ids[i] for i in train_rows]
-    recipe = choose_recipe(settings, train_labels, len(label_names), plan.device)
+    stop_early = bool(validation_rows) and settings.patience > 0
+    recipe = choose_recipe(settings, train_labels, len(label_names), plan.device, validates=stop_early)
+    unvalidated = [label_names[label] for label in split.unvalidated]
+    notes = _split_notes(split, unvalidated, settings.validation_min_per_class)
+    for note in notes:
+        log.warning("validation split: %s", note)
     for reason in recipe.reasons:
         log.info("recipe: %s", reason)
     # Tokenised once here, never per epoch; the collator only pads.
@@ -115,8 +125,6 @@ def fine_tune(
         if validation_rows
         else None
     )  # fmt: skip
-    if needs_validation and validation is None:
-        log.warning("no class has enough rows to spare for validation: no early stopping, no temperature")
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     trainer = build_trainer(
         model, tokenizer, dataset, validation, settings, plan, recipe, checkpoint_dir, callbacks
@@ -151,6 +159,8 @@ def fine_tune(
         validation_examples=len(validation_rows),
         temperature=temperature,
         recipe=recipe.params(),
+        reasons=[*notes, *recipe.reasons],
+        unvalidated_classes=unvalidated,
         epochs_run=stop.epochs_run,
         best_step=stop.best_step,
         best_metric=stop.best_metric,
@@ -171,13 +181,13 @@ def build_trainer(
     checkpoint_dir: Path,
     callbacks: Sequence[Any] = (),
 ) -> Any:
-    """Trainer with the recipe's optimiser groups and loss; with ``validation`` and a patience, it scores
-    the validation split every epoch, stops early and keeps the best epoch."""
+    """Trainer with the recipe's optimiser groups and loss; with ``validation`` and a recipe that
+    validates, it scores the validation split on the recipe's schedule, stops early and keeps the best."""
     import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
-    stop_early = validation is not None and settings.patience > 0
-    arguments = training_arguments(settings, plan, recipe, checkpoint_dir, validate=stop_early)
+    stop_early = validation is not None and recipe.validation_every != NOT_VALIDATED
+    arguments = training_arguments(settings, plan, recipe, checkpoint_dir)
     stopping = [EarlyStoppingCallback(settings.patience)] if stop_early else []
     groups = parameter_groups(
         model.named_parameters(), model.base_model_prefix, recipe, settings.weight_decay
@@ -204,6 +214,17 @@ def build_trainer(
     )
 
 
+def _split_notes(split: ValidationSplit, unvalidated: Sequence[str], min_per_class: int) -> list[str]:
+    """What the validation split leaves out, in words (nothing when it covers every class)."""
+    if not unvalidated:
+        return []
+    if not split.validation:
+        return ["no validation split: no class has enough rows to spare for it; no early stopping, "
+                "no temperature"]  # fmt: skip
+    too_few = f"fewer than {2 * min_per_class} rows" if min_per_class else "too few rows for a share"
+    return [f"validation scores leave out {', '.join(unvalidated)} ({too_few}; trained on whole)"]
+
+
 def _stop_summary(trainer: Any, settings: TrainingConfig) -> StopSummary:
     from transformers import EarlyStoppingCallback
 
@@ -221,10 +242,20 @@ def _stop_summary(trainer: Any, settings: TrainingConfig) -> StopSummary:
 
 
 def training_arguments(
-    settings: TrainingConfig, plan: HardwarePlan, recipe: Recipe, checkpoint_dir: Path, validate: bool
+    settings: TrainingConfig, plan: HardwarePlan, recipe: Recipe, checkpoint_dir: Path
 ) -> Any:
     from transformers import TrainingArguments
 
+    every = recipe.validation_every
+    validate = every != NOT_VALIDATED
+    # A checkpoint at every score, so whichever scores best is there to keep (Trainer requires the
+    # save steps to be a multiple of the eval steps) and a retry loses at most one interval.
+    # Trainer also scores and saves the last step when it falls between two.
+    schedule: dict[str, Any] = (
+        {"eval_strategy": "steps", "eval_steps": every, "save_strategy": "steps", "save_steps": every}
+        if isinstance(every, int)
+        else {"eval_strategy": every, "save_strategy": "epoch"}
+    )
     return TrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=recipe.epochs,
@@ -241,9 +272,8 @@ def training_arguments(
         bf16=plan.bf16,
         fp16=plan.fp16,
         use_cpu=plan.device == "cpu",
-        save_strategy="epoch",
-        save_total_limit=2,  # Trainer never rotates away the best checkpoint
-        eval_strategy="epoch" if validate else "no",
+        **schedule,
+        save_total_limit=2,  # the newest (to resume from) and the best: Trainer never rotates that away
         load_best_model_at_end=validate,
         metric_for_best_model=settings.best_model_metric if validate else None,
         greater_is_better=greater_is_better(settings.best_model_metric) if validate else None,

@@ -20,6 +20,16 @@ a reason for every choice. A setting given in the configuration is used as given
 - **class weights**: inverse class frequency ("balanced") when the largest
   class has more than ``training.class_weight_imbalance`` (3) times the rows of
   the smallest; none otherwise.
+- **validation schedule** (with early stopping): once an epoch, at its end, when
+  an epoch has at most 1,000 optimiser steps; a longer epoch is scored every
+  ``ceil(steps / k)`` steps, ``k = ceil(steps / 1,000)`` at most 4. Patience
+  counts scores, so on a long epoch per-epoch scoring would train up to
+  ``patience`` whole epochs past the best weights and keep or resume nothing in
+  between; a score (and a checkpoint) about every 1,000 steps bounds both. Each
+  score is a forward pass over the validation rows, about 4% of an epoch's
+  compute at ``validation_fraction`` 0.1 (a ninth as many rows, no backward pass),
+  so at most 4 an epoch keep it near 15% however long the epoch. banking77 (36
+  steps an epoch at batch 256) keeps per-epoch scoring.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from bertloop.core.config import TrainingConfig
 
@@ -37,6 +47,11 @@ REFERENCE_LEARNING_RATE = 3e-4
 ROWS_PER_STEP_TARGET = 32  # an auto batch leaves at least this many steps in an epoch
 MIN_BATCH = {"cpu": 16, "cuda": 32}
 MIN_EPOCHS, MAX_EPOCHS = 2.0, 10.0
+LONG_EPOCH_STEPS = 1_000  # an epoch of more optimiser steps is validated within, not only at its end
+MAX_VALIDATIONS_PER_EPOCH = 4  # each is a pass over the validation rows; more would cost more than it saves
+# Trainer's names for these evaluation strategies.
+PER_EPOCH: Literal["epoch"] = "epoch"
+NOT_VALIDATED: Literal["no"] = "no"
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,9 @@ class Recipe:
     epochs: float  # at most
     warmup_ratio: float
     class_weights: tuple[float, ...] | None  # per label id; None: an unweighted loss
+    # Optimiser steps between validation scores (and checkpoints), or at each epoch's end, or never
+    # (no early stopping); patience counts these scores.
+    validation_every: int | Literal["epoch", "no"]
     reasons: tuple[str, ...]
 
     def params(self) -> dict[str, str]:
@@ -62,6 +80,7 @@ class Recipe:
             "class_weights": "none"
             if self.class_weights is None
             else ",".join(f"{weight:.3g}" for weight in self.class_weights),
+            "validation_every": self.validation_every,
         }
         return {f"recipe.{key}": str(value) for key, value in values.items()}
 
@@ -81,6 +100,23 @@ def scaled_learning_rate(global_batch: int) -> float:
 def auto_epochs(global_batch: int) -> float:
     doublings = math.log2(max(global_batch, MIN_BATCH["cpu"]) / MIN_BATCH["cpu"])
     return min(MIN_EPOCHS + 2.0 * doublings, MAX_EPOCHS)
+
+
+def steps_per_epoch(train_rows: int, batch: int, world_size: int) -> int:
+    """Optimiser steps in one pass: each process takes its shard (rounded up) in batches of ``batch``."""
+    return max(1, math.ceil(math.ceil(train_rows / world_size) / batch))
+
+
+def auto_validation_steps(epoch_steps: int) -> int | None:
+    """Optimiser steps between validation scores for an epoch of ``epoch_steps``; None: once, at its end.
+
+    A long epoch is cut into the fewest equal parts of at most ``LONG_EPOCH_STEPS``,
+    but never more than ``MAX_VALIDATIONS_PER_EPOCH``; past that the parts grow.
+    """
+    if epoch_steps <= LONG_EPOCH_STEPS:
+        return None
+    parts = min(math.ceil(epoch_steps / LONG_EPOCH_STEPS), MAX_VALIDATIONS_PER_EPOCH)
+    return math.ceil(epoch_steps / parts)
 
 
 def class_weights(
@@ -105,9 +141,17 @@ def class_weights(
 
 
 def choose_recipe(
-    settings: TrainingConfig, train_labels: Sequence[int], label_count: int, device: str
+    settings: TrainingConfig,
+    train_labels: Sequence[int],
+    label_count: int,
+    device: str,
+    *,
+    validates: bool,
 ) -> Recipe:
-    """Resolve every ``auto`` setting for ``len(train_labels)`` training rows on ``device``."""
+    """Resolve every ``auto`` setting for ``len(train_labels)`` training rows on ``device``.
+
+    ``validates``: a validation split is scored while training (early stopping), so it needs a schedule.
+    """
     reasons: list[str] = []
     world = settings.world_size
     # `auto` or a number (model_copy(update=...) may leave an int where a float is declared).
@@ -134,6 +178,11 @@ def choose_recipe(
     if weights is not None:
         reasons.append(f"class-weighted loss: the classes are {imbalance:.1f}x imbalanced "
                        f"(limit {settings.class_weight_imbalance:g})")  # fmt: skip
+    validation_every, reason = _validation_schedule(
+        settings, steps_per_epoch(len(train_labels), batch, world), validates
+    )
+    if reason:
+        reasons.append(reason)
     return Recipe(
         batch_size=batch,
         global_batch_size=global_batch,
@@ -142,7 +191,30 @@ def choose_recipe(
         epochs=epochs,
         warmup_ratio=settings.warmup_ratio,
         class_weights=weights,
+        validation_every=validation_every,
         reasons=tuple(reasons),
+    )
+
+
+def _validation_schedule(
+    settings: TrainingConfig, epoch_steps: int, validates: bool
+) -> tuple[int | Literal["epoch", "no"], str]:
+    """When validation is scored, and why (empty where the setting was given)."""
+    if not validates:
+        return NOT_VALIDATED, ""
+    if settings.validation_every == PER_EPOCH:
+        return PER_EPOCH, ""
+    if not isinstance(settings.validation_every, str):
+        return int(settings.validation_every), ""
+    every = auto_validation_steps(epoch_steps)
+    if every is None:
+        return PER_EPOCH, (
+            f"validation scored once an epoch: an epoch is {epoch_steps} steps (at most {LONG_EPOCH_STEPS:,})"
+        )
+    scores = math.ceil(epoch_steps / every)
+    return every, (
+        f"validation scored every {every} steps, {scores} times an epoch of {epoch_steps} steps "
+        f"(over {LONG_EPOCH_STEPS:,}); patience {settings.patience} counts these scores"
     )
 
 

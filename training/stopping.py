@@ -1,10 +1,11 @@
-"""Validation-driven early stopping: the per-epoch score, and the account of where and why training ended.
+"""Validation-driven early stopping: the validation score, and the account of where and why training ended.
 
-Trainer scores the validation split after every epoch with :func:`validation_metrics`,
-keeps the checkpoint with the best ``training.best_model_metric`` and stops after
-``training.patience`` epochs without improvement. :func:`summarise` reads Trainer's
-log history back into a :class:`StopSummary` (learning curve, chosen step, reason)
-for MLflow and the run's manifest. Pure functions, no I/O.
+Trainer scores the validation split on the recipe's schedule (every epoch, or every
+N optimiser steps when an epoch is long) with :func:`validation_metrics`, keeps the
+checkpoint with the best ``training.best_model_metric`` among all scores and stops
+after ``training.patience`` scores in a row without improvement. :func:`summarise`
+reads Trainer's log history back into a :class:`StopSummary` (learning curve,
+chosen step, reason) for MLflow and the run's manifest. Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -52,8 +53,10 @@ class StopSummary:
             return (
                 f"{self.stop_reason} after {self.epochs_run:g} epochs; no validation, the last weights kept"
             )
-        return (f"{self.stop_reason} after {self.epochs_run:g} epochs; kept step {self.best_step} "
-                f"(validation {metric} {self.best_metric:.4f})")  # fmt: skip
+        scores = len(self.learning_curve)
+        return (f"{self.stop_reason} after {self.epochs_run:g} epochs; kept step {self.best_step}, "
+                f"the best of {scores} validation score{'s' if scores != 1 else ''} "
+                f"({metric} {self.best_metric:.4f})")  # fmt: skip
 
 
 def summarise(

@@ -31,8 +31,8 @@ class ConfigError(ValueError):
 
 
 AUTO: Literal["auto"] = "auto"  # a training setting the recipe chooses from the data and the device
-# Loc parts pydantic adds for the branches of `X | Literal["auto"]`; the messages name the field alone.
-_UNION_BRANCHES = {"int", "float", "constrained-int", "constrained-float", "literal['auto']"}
+# Loc parts pydantic adds for the branches of `X | Literal["auto", ...]`; the messages name the field alone.
+_NUMBER_BRANCHES = {"int", "float", "constrained-int", "constrained-float"}
 
 
 class _Section(BaseModel):
@@ -159,11 +159,23 @@ class TrainingConfig(_Section):
     patience: int = Field(
         default=2,
         ge=0,
-        description="Score the validation split every epoch, keep the best epoch's weights and stop after "
-        "this many epochs without improvement; 0 trains every epoch and keeps the last weights.",
+        description="Score the validation split while training (see validation_every), keep the weights of "
+        "the best score and stop after this many scores in a row without improvement: patience counts "
+        "validation scores, which are epochs only when validation is scored once an epoch; 0 trains every "
+        "epoch and keeps the last weights.",
+    )
+    validation_every: Annotated[int, Field(ge=1)] | Literal["auto", "epoch"] = Field(
+        default=AUTO,
+        description="How often the validation split is scored while training (with patience above 0); "
+        "each score saves a checkpoint, may become the kept one and counts towards patience. 'epoch': at "
+        "the end of every epoch; a number: every that many optimiser steps (and at the last step); "
+        "'auto': once an epoch when an epoch has at most 1,000 steps, otherwise every epoch / k steps "
+        "with k the fewest parts of at most 1,000 steps, at most 4 (a score costs a forward pass over "
+        "the validation rows, about 4% of an epoch at validation_fraction 0.1).",
     )
     best_model_metric: Literal["macro_f1", "accuracy", "loss"] = Field(
-        default="macro_f1", description="The validation metric that picks the best epoch and stops training."
+        default="macro_f1",
+        description="The validation metric that picks the kept checkpoint and stops training.",
     )
     group_by_length: bool = Field(
         default=True, description="Batch texts of similar length together, so less padding is computed."
@@ -194,8 +206,18 @@ class TrainingConfig(_Section):
         default=0.1,
         ge=0,
         lt=0.5,
-        description="Share of training rows held out (stratified, seeded) to pick the best epoch, stop "
-        "early and fit the temperature; never trained on.",
+        description="Share of training rows held out (stratified, seeded) to pick the kept checkpoint, "
+        "stop early and fit the temperature; never trained on.",
+    )
+    validation_min_per_class: int = Field(
+        default=2,
+        ge=0,
+        description="Each class gives the validation split at least this many rows (more where "
+        "validation_fraction asks for more) when it can keep as many for training, i.e. when it has at "
+        "least twice this many rows. A smaller class is trained on whole and has no validation rows: the "
+        "validation scores leave it out, and the run names it (param validation.unvalidated_classes). "
+        "The default 2 lets the smallest class a batch may have (validation.min_examples_per_class, 5) "
+        "give 2 rows and keep 3; 0 holds validation_fraction of each class alone.",
     )
     keep_checkpoints: bool = Field(
         default=False,
@@ -629,19 +651,28 @@ def _resolve_paths(config: PlatformConfig, base_dir: Path) -> PlatformConfig:
     return config
 
 
+def _is_literal_branch(part: object) -> bool:
+    return isinstance(part, str) and part.startswith("literal[")
+
+
 def _explain(error: ValidationError) -> str:
     lines = ["invalid configuration:"]
     problems = error.errors()
-    failed_branches = {
-        problem["loc"][:-1] for problem in problems if problem["loc"][-1:] != ("literal['auto']",)
+    # A value that fails `X | Literal["auto", ...]` fails every branch; the words the literal allows
+    # are said once, beside what the number's branch says, not as a second complaint.
+    words = {
+        problem["loc"][:-1]: problem["msg"].removeprefix("Input should be ")
+        for problem in problems
+        if problem["loc"] and _is_literal_branch(problem["loc"][-1])
     }
     for problem in problems:
-        if problem["loc"][-1:] == ("literal['auto']",) and problem["loc"][:-1] in failed_branches:
-            continue  # "should be 'auto'" adds nothing beside what the number's branch says
-        field = ".".join(str(part) for part in problem["loc"] if part not in _UNION_BRANCHES) or "(top level)"
+        loc = problem["loc"]
+        if loc and _is_literal_branch(loc[-1]):
+            continue
+        field = ".".join(str(part) for part in loc if part not in _NUMBER_BRANCHES) or "(top level)"
         message = problem["msg"]
-        if len(problem["loc"]) > 1 and problem["loc"][-1] in _UNION_BRANCHES:
-            message += f", or '{AUTO}'"
+        if len(loc) > 1 and loc[-1] in _NUMBER_BRANCHES and loc[:-1] in words:
+            message += f", or {words[loc[:-1]]}"
         if problem["type"] == "extra_forbidden":
             message = "unknown setting; check the spelling against the documented fields"
         elif problem["type"] == "missing":

@@ -42,6 +42,8 @@ TAG_CODE_VERSION = "bertloop.code_version"
 TAG_CONFIG_HASH = "bertloop.config_hash"
 TAG_DECISION = "bertloop.decision"
 TAG_TRAINING_STOP = "bertloop.training_stop"  # why training ended and which step was kept
+TAG_TRAINING_RECIPE = "bertloop.training_recipe"  # why the validation split and the recipe are as they are
+PARAM_UNVALIDATED_CLASSES = "validation.unvalidated_classes"  # trained on whole, not in the validation scores
 TAG_DECISION_REASONS = "bertloop.decision_reasons"
 TAG_CHAMPION_VERSION = "bertloop.compared_with_champion_version"
 # "bertloop.golden.accuracy" = "0.925 (0.890–0.960, n=200)": each golden metric with its interval.

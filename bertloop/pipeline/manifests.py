@@ -72,6 +72,8 @@ class Trained(StepManifest):
     validation_examples: int = 0
     temperature: float | None = None
     recipe: dict[str, str] = Field(default_factory=dict)  # batch, learning rates, epochs as used
+    reasons: list[str] = Field(default_factory=list)  # why the split and the recipe are as they are
+    unvalidated_classes: list[str] = Field(default_factory=list)  # no validation rows: not in its scores
     epochs_run: float = 0.0
     best_step: int | None = None  # whose weights were kept; None: the last step's
     best_metric: float | None = None  # its validation score (training.best_model_metric)

@@ -37,6 +37,7 @@ PARAM_SETTINGS = {
     "max_steps": "training.max_steps",
     "batch_size": "training.batch_size",
     "patience": "training.patience",
+    "validation_every": "training.validation_every",
     "train_on": "training.train_on",
 }
 PERMANENT_ERRORS = (steps.BatchRejected, ConfigError, GoldenSetInvalid, FileNotFoundError)

@@ -309,9 +309,14 @@ def train(run: Run) -> Trained:
         facts["best_step"] = outcome.best_step
         facts[f"best_validation_{config.training.best_model_metric}"] = outcome.best_metric
     registry.log_metrics(client, run_id, facts)
-    _log_fresh_params(client, run_id, outcome.recipe)
+    # Classes the validation scores (and the kept checkpoint's choice) say nothing about.
+    unvalidated = ",".join(outcome.unvalidated_classes) or "none"
+    if not outcome.validation_examples:
+        unvalidated = "all (no validation split)"
+    _log_fresh_params(client, run_id, {**outcome.recipe, constants.PARAM_UNVALIDATED_CLASSES: unvalidated})
     client.set_tag(run_id, "bertloop.hardware", f"{outcome.device}/{outcome.precision}")
     client.set_tag(run_id, constants.TAG_TRAINING_STOP, outcome.stop_note)
+    client.set_tag(run_id, constants.TAG_TRAINING_RECIPE, "; ".join(outcome.reasons)[:5000])
     return Trained(mlflow_run_id=run_id, **outcome.__dict__)
 
 

@@ -46,6 +46,20 @@ def test_relative_paths_resolve_against_the_yaml_folder(tmp_path: Path) -> None:
             {"training.validation_fraction": 0},
             "temperature_scaling needs a validation split: set validation_fraction above 0",
         ),
+        (
+            {"training.validation_every": 0},
+            "training.validation_every: Input should be greater than or equal to 1, or 'auto' or 'epoch' "
+            "(got 0)",
+        ),
+        (
+            {"training.validation_every": "often"},
+            "training.validation_every: Input should be a valid integer, unable to parse string as an "
+            "integer, or 'auto' or 'epoch' (got 'often')",
+        ),
+        (
+            {"training.validation_min_per_class": -1},
+            "training.validation_min_per_class: Input should be greater than or equal to 0 (got -1)",
+        ),
     ],
 )
 def test_invalid_values_name_the_field_and_what_is_allowed(
@@ -54,6 +68,19 @@ def test_invalid_values_name_the_field_and_what_is_allowed(
     with pytest.raises(ConfigError) as error:
         load_config(config_file, overrides=overrides, environ={})
     assert expected in str(error.value)
+
+
+def test_a_union_with_auto_is_explained_once(config_file: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(config_file, overrides={"training.epochs": -1}, environ={})
+    lines = str(error.value).splitlines()[1:]
+    assert lines == ["  - training.epochs: Input should be greater than 0, or 'auto' (got -1)"]
+
+
+@pytest.mark.parametrize("value", ["auto", "epoch", 500, "500"])
+def test_validation_every_takes_auto_epoch_or_a_number_of_steps(config_file: Path, value: object) -> None:
+    config = load_config(config_file, overrides={"training.validation_every": value}, environ={})
+    assert config.training.validation_every == (500 if value == "500" else value)
 
 
 def test_missing_required_settings_are_named(tmp_path: Path) -> None:

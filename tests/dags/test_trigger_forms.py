@@ -70,12 +70,14 @@ def test_typical_retrain_values_reach_the_configuration(dagbag, config_file) -> 
         max_steps=10,
         batch_size=32,
         patience=0,
+        validation_every=500,
         train_on="batch",
         overrides={"gate.minimums": {"macro_f1": 0.8}, "training.head_learning_rate_multiplier": 1},
     )
     config = config_from_params(resolved)
     assert (config.training.epochs, config.training.learning_rate, config.training.max_steps) == (3, 1e-4, 10)
     assert (config.training.batch_size, config.training.patience) == (32, 0)
+    assert config.training.validation_every == 500
     assert config.training.head_learning_rate_multiplier == 1
     assert config.training.train_on == "batch" and config.gate.minimums["macro_f1"] == 0.8
     assert resolved["data_path"] == "/data/batch-07.csv"
@@ -100,6 +102,7 @@ def test_train_on_as_configured_keeps_the_files_setting(
         ("max_steps", 0),
         ("batch_size", 0),
         ("patience", -1),
+        ("validation_every", 0),
         ("train_on", "everything"),
         ("overrides", "x"),
     ],

@@ -238,6 +238,9 @@ def test_a_failed_run_is_marked_failed_and_a_retry_resumes_it(
     run = _client(platform_config).get_run(trained.mlflow_run_id)
     assert run.data.params["recipe.batch_size"] == "8" and "recipe.head_learning_rate" in run.data.params
     assert trained.stop_note and run.data.tags[constants.TAG_TRAINING_STOP] == trained.stop_note
+    assert run.data.params["recipe.validation_every"] == "epoch"  # 4 steps an epoch: scored at its end
+    assert "validation scored once an epoch" in run.data.tags[constants.TAG_TRAINING_RECIPE]
+    assert run.data.params[constants.PARAM_UNVALIDATED_CLASSES] == "none"  # every class gave 2 rows
     assert run.data.metrics["epochs_run"] == trained.epochs_run == 1
     curve = _client(platform_config).get_metric_history(trained.mlflow_run_id, "validation_macro_f1")
     assert [point.step for point in curve] == [step for _, step, _ in trained.learning_curve]

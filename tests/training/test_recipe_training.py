@@ -1,5 +1,6 @@
 """The recipe on the tiny BERT: CPU bf16 autocast runs, early stopping stops and keeps the best epoch,
-and a run killed after its best epoch resumes with its patience counter and best checkpoint."""
+a run killed after its best epoch resumes with its patience counter and best checkpoint, and the same
+holds when validation is scored every N steps rather than every epoch."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from transformers import TrainerCallback
 from bertloop.core.config import PlatformConfig
 from modeling.hardware import Capabilities, HardwarePlan
 from tests.conftest import synthetic_rows
+from training.callbacks import ReportMetrics
 from training.stopping import STOPPED_EARLY
 
 BF16_CPU = Capabilities(cuda_available=False, bf16_supported=False, cpu_bf16_supported=True)
@@ -149,20 +151,81 @@ def test_a_run_killed_after_its_best_epoch_resumes_counting_patience_and_keeps_t
     assert all((kept[key] == best[key]).all() for key in best)
 
 
+def test_on_a_step_schedule_patience_counts_scores_and_a_killed_run_resumes_between_them(
+    platform_config: PlatformConfig, tmp_path: Path
+) -> None:
+    """Validation every 6 steps in epochs of 11 (81 rows in batches of 8): scores fall mid-epoch."""
+    from safetensors.torch import load_file
+
+    every, patience = 6, 3
+    # fp32: under CPU bf16 autocast the tiny model's run is not the same twice, and now and then it
+    # levelled off at its first score, which left nothing to keep but the first checkpoint.
+    settings = {"epochs": 20, "learning_rate": 0.01, "warmup_ratio": 0.0, "patience": patience,
+                "validation_every": every, "precision": "fp32"}  # fmt: skip
+    reported: list[tuple[dict[str, float], int]] = []
+    whole = _fine_tune(
+        platform_config, tmp_path / "whole", 30,
+        callbacks=[ReportMetrics(lambda metrics, step: reported.append((metrics, step)))], **settings,
+    )  # fmt: skip
+    assert whole.stop_reason == STOPPED_EARLY and whole.recipe["recipe.validation_every"] == str(every)
+    steps = [step for _, step, _ in whole.learning_curve]
+    assert steps == list(range(every, whole.global_step + 1, every))  # a score every 6 steps, to the end
+    assert any(epoch != int(epoch) for epoch, _, _ in whole.learning_curve)  # not only at epoch ends
+    # Patience counts scores: the run stops three scores after the best one, which it keeps.
+    assert whole.best_step == whole.global_step - patience * every
+    scores = [metric for _, _, metric in whole.learning_curve]
+    assert whole.best_metric == max(scores) and scores[0] < whole.best_metric  # it learnt, then levelled
+    assert whole.best_step % 11 != 0  # the kept weights are from the middle of an epoch
+    assert f"kept step {whole.best_step}, the best of {len(steps)} validation scores" in whole.stop_note
+    # The learning curve the MLflow reporter received is the same, step for step.
+    logged = [(step, metrics["validation_macro_f1"]) for metrics, step in reported
+              if "validation_macro_f1" in metrics]  # fmt: skip
+    assert logged == [(step, metric) for _, step, metric in whole.learning_curve]
+
+    # Killed between the last two scores: the newest checkpoint holds two scores without improvement
+    # and points at the best one behind it; the resumed run must stop at the same step and keep it.
+    killed_at = whole.global_step - every // 2
+    with pytest.raises(Killed):
+        _fine_tune(platform_config, tmp_path / "retried", 30, callbacks=[KillAtStep(killed_at)], **settings)
+    resumed = _fine_tune(platform_config, tmp_path / "retried", 30, **settings)
+    assert resumed.resumed_from is not None
+    assert resumed.resumed_from.endswith(f"checkpoint-{whole.global_step - every}")
+    assert (resumed.stop_reason, resumed.global_step) == (STOPPED_EARLY, whole.global_step)
+    assert (resumed.best_step, resumed.best_metric) == (whole.best_step, whole.best_metric)
+    kept = load_file(tmp_path / "retried" / "model" / "model.safetensors")
+    best = load_file(
+        tmp_path / "retried" / "checkpoints" / f"checkpoint-{whole.best_step}" / "model.safetensors"
+    )
+    assert all((kept[key] == best[key]).all() for key in best)
+
+
 def test_the_arguments_group_by_length_and_pick_the_best_epoch(platform_config: PlatformConfig) -> None:
     from training.finetune import training_arguments
     from training.recipe import choose_recipe
 
     settings = platform_config.training
-    recipe = choose_recipe(settings, [0, 1, 2] * 10, 3, "cpu")
-    arguments = training_arguments(settings, HardwarePlan("cpu", "bf16"), recipe, Path("c"), validate=True)
+    recipe = choose_recipe(settings, [0, 1, 2] * 10, 3, "cpu", validates=True)
+    arguments = training_arguments(settings, HardwarePlan("cpu", "bf16"), recipe, Path("c"))
     assert arguments.train_sampling_strategy == "group_by_length"
     assert arguments.bf16 and arguments.use_cpu and not arguments.fp16
     assert arguments.load_best_model_at_end and arguments.metric_for_best_model == "macro_f1"
     assert arguments.eval_strategy == arguments.save_strategy == "epoch"
     assert arguments.restore_callback_states_from_checkpoint
-    plain = training_arguments(settings, HardwarePlan("cpu", "fp32"), recipe, Path("c"), validate=False)
+    unvalidated = choose_recipe(settings, [0, 1, 2] * 10, 3, "cpu", validates=False)
+    plain = training_arguments(settings, HardwarePlan("cpu", "fp32"), unvalidated, Path("c"))
     assert plain.eval_strategy == "no" and not plain.load_best_model_at_end
+
+
+def test_a_step_schedule_saves_a_checkpoint_at_every_score(platform_config: PlatformConfig) -> None:
+    from training.finetune import training_arguments
+    from training.recipe import choose_recipe
+
+    settings = platform_config.training.model_copy(update={"validation_every": 250})
+    recipe = choose_recipe(settings, [0, 1, 2] * 10, 3, "cpu", validates=True)
+    arguments = training_arguments(settings, HardwarePlan("cpu", "fp32"), recipe, Path("c"))
+    assert arguments.eval_strategy == arguments.save_strategy == "steps"
+    assert arguments.eval_steps == arguments.save_steps == 250
+    assert arguments.load_best_model_at_end and arguments.save_total_limit == 2
 
 
 def test_imbalanced_classes_train_with_a_weighted_loss(
