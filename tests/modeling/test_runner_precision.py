@@ -43,3 +43,30 @@ def test_bf16_autocast_scores_in_bf16_and_returns_fp32_numbers(
     assert not np.array_equal(rounded.logits, exact.logits)  # it did run in lower precision
     assert np.allclose(rounded.logits, exact.logits, atol=0.05)
     assert all(abs(sum(scores.values()) - 1) < 1e-4 for scores in rounded.scores)
+
+
+def test_batches_are_padded_to_the_length_bucket_without_changing_an_answer(
+    tiny_checkpoint: Path, fp32: ClassifierRunner
+) -> None:
+    from modeling.runner import LENGTH_BUCKET
+
+    seen: list[int] = []
+    forward = fp32.model.forward
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(int(kwargs["input_ids"].shape[1]))
+        return forward(*args, **kwargs)
+
+    short = ["a few words", "fewer"]
+    alone = [fp32.score([text], batch_size=1) for text in short]  # each padded to the bucket
+    fp32.model.forward = recording
+    try:
+        together = fp32.score(short, batch_size=2, embeddings=True)
+        unbucketed = ClassifierRunner(fp32.model, fp32.tokenizer, 30, fp32.plan).score(short, batch_size=2)
+    finally:
+        del fp32.model.forward
+    assert seen[0] == LENGTH_BUCKET  # max_length 32 is a multiple: the 5-piece batch is padded to 32
+    assert seen[1] < LENGTH_BUCKET  # max_length 30 is not: padded to the longest text only
+    assert together.labels == [one.labels[0] for one in alone] == unbucketed.labels
+    assert np.allclose(together.logits, np.vstack([one.logits for one in alone]), atol=1e-5)
+    assert np.allclose(together.logits, unbucketed.logits, atol=1e-5)
