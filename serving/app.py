@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 import uuid
@@ -50,6 +51,17 @@ from serving.routing import choose_role, hash_caller
 from serving.watcher import RegistryWatcher
 
 log = logging.getLogger(__name__)
+
+
+def freeze_heap() -> None:
+    """Move every object alive now (the models, tokenizers and libraries just loaded) out of the
+    garbage collector's view, so its full collections stop walking them in the middle of requests.
+
+    A full collection over that heap paused every request in flight for a few hundred
+    milliseconds, which was the gateway's p99; what requests allocate is still collected.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class Gateway:
@@ -93,9 +105,12 @@ class Gateway:
 
     async def refresh(self) -> None:
         state = await asyncio.to_thread(self.watcher.refresh)
-        if state.describe() != self.routing.describe():
+        changed = state.describe() != self.routing.describe()
+        if changed:
             log.info("routing now %s", state.describe())
         self.routing = state  # one assignment: requests see the old or the new state, never a mix
+        if changed:
+            freeze_heap()
         self.metrics.canary_percent.set(state.canary_percent if state.canary else 0)
         self.metrics.record_infra_verdicts(self.watcher.verdicts)
 
