@@ -8,8 +8,12 @@ check it can make passes.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
+
+import numpy as np
+from scipy.stats import binom
 
 from bertloop.core.config import CanaryConfig
 
@@ -27,6 +31,7 @@ class ArmStats:
     feedback_total: int = 0
     feedback_correct: int = 0
     answered: int = 0  # requests it answered, as opposed to mirrored copies it scored
+    latencies_ms: tuple[float, ...] = ()  # of the answered requests; empty: judged on the p95 alone
 
     @property
     def error_rate(self) -> float:
@@ -56,6 +61,62 @@ class StepVerdict:
     failed: tuple[str, ...] = field(default=())
 
 
+LATENCY_QUANTILE = 0.95
+
+
+def quantile_bounds(
+    samples: Sequence[float], quantile: float, alpha: float
+) -> tuple[float | None, float | None]:
+    """Distribution-free one-sided bounds on a quantile, each holding with probability 1 - ``alpha``.
+
+    For sorted samples x(1) <= ... <= x(n), x(k) lies at or below the quantile with the
+    probability that Binomial(n, quantile) reaches k: the lower bound is the highest order
+    statistic for which that is at least 1 - alpha, the upper bound the lowest one at or above
+    the quantile with that probability. None where n is too small to bound that side.
+    """
+    ordered = np.sort(np.asarray(samples, dtype=float))
+    ranks = np.arange(1, len(ordered) + 1)
+    below = binom.sf(ranks - 1, len(ordered), quantile) >= 1 - alpha  # P(x(k) <= quantile)
+    above = binom.cdf(ranks - 1, len(ordered), quantile) >= 1 - alpha  # P(x(k) >= quantile)
+    lower = float(ordered[ranks[below].max() - 1]) if below.any() else None
+    upper = float(ordered[ranks[above].min() - 1]) if above.any() else None
+    return lower, upper
+
+
+def _latency_check(champion: ArmStats, canary: ArmStats, policy: CanaryConfig) -> tuple[str, bool]:
+    """The p95 comparison in words, and whether the canary is shown slower than the policy allows.
+
+    With latency samples on both sides the canary fails only when even the lower bound of its
+    p95 exceeds the allowed ratio times the upper bound of the champion's (distribution-free
+    bounds, ``accuracy_alpha`` split between the two): a few stragglers on shared cores move a
+    p95 of fifty requests a long way, and a rollback needs evidence. Without samples, the point
+    ratio decides.
+    """
+    assert canary.p95_latency_ms and champion.p95_latency_ms
+    ratio = canary.p95_latency_ms / champion.p95_latency_ms
+    limit = policy.max_p95_latency_ratio
+    sentence = (
+        f"p95 latency {canary.p95_latency_ms:.1f} ms is {ratio:.2f}x the champion's "
+        f"{champion.p95_latency_ms:.1f} ms (allowed {limit:.2f}x)"
+    )
+    if not (canary.latencies_ms and champion.latencies_ms):
+        return sentence, ratio > limit
+    half = policy.accuracy_alpha / 2
+    canary_low, _ = quantile_bounds(canary.latencies_ms, LATENCY_QUANTILE, half)
+    _, champion_high = quantile_bounds(champion.latencies_ms, LATENCY_QUANTILE, half)
+    if canary_low is None or champion_high is None:
+        return sentence + "; too few answers to bound either p95, so not shown slower", False
+    shown = canary_low / champion_high
+    confidence = f"{1 - policy.accuracy_alpha:.0%}"
+    bounds = (
+        f"at {confidence} confidence the canary's p95 is at least {canary_low:.1f} ms and the "
+        f"champion's at most {champion_high:.1f} ms"
+    )
+    if shown > limit:
+        return f"{sentence}; {bounds}: shown {shown:.2f}x", True
+    return f"{sentence}; not shown above it: {bounds} ({shown:.2f}x)", False
+
+
 def judge_step(evidence: StepEvidence, policy: CanaryConfig, baked: bool) -> StepVerdict:
     champion, canary = evidence.champion, evidence.canary
     waiting = []
@@ -75,12 +136,8 @@ def judge_step(evidence: StepEvidence, policy: CanaryConfig, baked: bool) -> Ste
 
     fewest_answers = min(champion.answered, canary.answered)
     if canary.p95_latency_ms and champion.p95_latency_ms and fewest_answers >= policy.min_requests_per_step:
-        ratio = canary.p95_latency_ms / champion.p95_latency_ms
-        check = failed if ratio > policy.max_p95_latency_ratio else passed
-        check.append(
-            f"p95 latency {canary.p95_latency_ms:.1f} ms is {ratio:.2f}x the champion's "
-            f"{champion.p95_latency_ms:.1f} ms (allowed {policy.max_p95_latency_ratio:.2f}x)"
-        )
+        latency, slower = _latency_check(champion, canary, policy)
+        (failed if slower else passed).append(latency)
     elif canary.requests:
         # Near 100% the champion answers only the callers routed before the new share took
         # effect: a p95 of a handful of requests says nothing. Latency under equal load was

@@ -49,4 +49,5 @@ def _arm(rows: Sequence[Mapping[str, Any]]) -> ArmStats:
         feedback_total=len(judged),
         feedback_correct=sum(row["label"] == row["true_label"] for row in judged),
         answered=len(latencies),
+        latencies_ms=tuple(float(latency) for latency in latencies),
     )

@@ -129,3 +129,50 @@ def test_disagreement_is_allowed_when_feedback_shows_the_canary_is_as_accurate()
     )
     failed = judge_step(worse, POLICY, baked=True).failed
     assert any("agreement" in reason for reason in failed) and any("accuracy" in reason for reason in failed)
+
+
+def timed(latencies: list[float], p95: float | None = None) -> ArmStats:
+    import numpy as np
+
+    return ArmStats(
+        requests=len(latencies),
+        errors=0,
+        p95_latency_ms=float(np.percentile(latencies, 95)) if p95 is None else p95,
+        confidences=STEADY,
+        answered=len(latencies),
+        latencies_ms=tuple(latencies),
+    )
+
+
+def test_the_p95_bounds_hold_at_their_stated_confidence() -> None:
+    import numpy as np
+
+    from rollout.decision import quantile_bounds
+
+    generator = np.random.default_rng(7)
+    true_p95 = -np.log(0.05)  # of the unit exponential
+    misses_low = misses_high = 0
+    draws = 2000
+    for _ in range(draws):
+        lower, upper = quantile_bounds(generator.exponential(size=60), 0.95, 0.025)
+        misses_low += lower is not None and lower > true_p95
+        misses_high += upper is not None and upper < true_p95
+    assert misses_low / draws <= 0.025 + 0.01 and misses_high / draws <= 0.025 + 0.01
+    assert quantile_bounds([1.0, 2.0, 3.0], 0.95, 0.025)[1] is None  # 3 answers cannot bound a p95 above
+
+
+def test_a_few_stragglers_do_not_roll_back_a_canary_that_is_as_fast() -> None:
+    base = [20.0 + (i % 10) for i in range(300)]
+    canary = [20.0 + (i % 10) for i in range(100)] + [400.0] * 6  # a p95 of 106 answers, 6 stragglers
+    verdict = judge_step(evidence(champion=timed(base), canary=timed(canary)), POLICY, baked=True)
+    assert timed(canary).p95_latency_ms > 2 * POLICY.max_p95_latency_ratio * timed(base).p95_latency_ms  # type: ignore[operator]
+    assert verdict.outcome == "pass", verdict.reasons
+    assert any("not shown above it" in reason for reason in verdict.reasons)
+
+
+def test_a_canary_slower_across_the_board_is_rolled_back() -> None:
+    base = [20.0 + (i % 10) for i in range(300)]
+    slow = [3 * latency for latency in base[:120]]
+    verdict = judge_step(evidence(champion=timed(base), canary=timed(slow)), POLICY, baked=False)
+    assert verdict.outcome == "fail"
+    assert any("shown 3.00x" in reason for reason in verdict.failed), verdict.failed
