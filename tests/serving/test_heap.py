@@ -25,5 +25,12 @@ def test_freezing_the_heap_hides_what_is_loaded_and_still_collects_what_requests
         del first, second
         gc.collect()
         assert gone() is None
+        # A model unloaded after it was frozen (its objects in cycles) is collected by the next freeze.
+        unloaded = loaded[0]
+        unloaded.other = unloaded
+        dropped = weakref.ref(unloaded)
+        del loaded, unloaded
+        freeze_heap()
+        assert dropped() is None
     finally:
         gc.unfreeze()
