@@ -66,16 +66,19 @@ def test_airflow_gets_one_admin_and_the_tasks_its_password_file(tmp_path: Path) 
     assert airflow_api.ENV_USERNAME not in opted_out
 
 
-def test_up_prints_the_password_the_first_time_only(
-    tmp_path: Path,
-    tiny_checkpoint: Path,
-    golden_frame: pd.DataFrame,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """`main` as `make up` runs it, with the services' start left out (the browser test starts them)."""
-    config_file = write_config(tmp_path, tiny_checkpoint, golden_frame)
+@pytest.fixture
+def config_file(
+    tmp_path: Path, tiny_checkpoint: Path, golden_frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A workspace for `main` as `make up` runs it, with the services' start left out (the browser
+    test starts them)."""
     monkeypatch.setattr(Stack, "up", lambda self, only=None, timeout=240: None)
+    return write_config(tmp_path, tiny_checkpoint, golden_frame)
+
+
+def test_up_prints_the_password_the_first_time_only(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("BERTLOOP_AIRFLOW_LOGIN", raising=False)
     assert stack.main(["up", "--config", str(config_file)]) == 0
     first = capsys.readouterr().out
@@ -89,14 +92,8 @@ def test_up_prints_the_password_the_first_time_only(
 
 
 def test_opting_out_warns_loudly(
-    tmp_path: Path,
-    tiny_checkpoint: Path,
-    golden_frame: pd.DataFrame,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    config_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config_file = write_config(tmp_path, tiny_checkpoint, golden_frame)
-    monkeypatch.setattr(Stack, "up", lambda self, only=None, timeout=240: None)
     monkeypatch.setenv("BERTLOOP_AIRFLOW_LOGIN", "off")
     assert stack.main(["up", "--config", str(config_file)]) == 0
     assert "WARNING: the local Airflow has NO LOGIN" in capsys.readouterr().err

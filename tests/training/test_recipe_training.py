@@ -16,6 +16,7 @@ from bertloop.core.config import PlatformConfig
 from modeling.hardware import Capabilities, HardwarePlan
 from tests.conftest import synthetic_rows
 from training.callbacks import ReportMetrics
+from training.finetune import TrainOutcome
 from training.stopping import STOPPED_EARLY
 
 BF16_CPU = Capabilities(cuda_available=False, bf16_supported=False, cpu_bf16_supported=True)
@@ -123,7 +124,6 @@ def test_training_stops_when_validation_stops_improving_and_keeps_the_best_epoch
 def test_a_run_killed_after_its_best_epoch_resumes_counting_patience_and_keeps_the_best_checkpoint(
     platform_config: PlatformConfig, tmp_path: Path
 ) -> None:
-    from safetensors.torch import load_file
 
     settings = {"epochs": 20, "learning_rate": 0.01, "warmup_ratio": 0.0, "patience": 2}
     whole = _fine_tune(platform_config, tmp_path / "whole", 30, **settings)
@@ -133,29 +133,17 @@ def test_a_run_killed_after_its_best_epoch_resumes_counting_patience_and_keeps_t
     # epoch, so the newest complete checkpoint holds one epoch without improvement and points at
     # the best checkpoint behind it: a resume that lost either would train on or keep other weights.
     assert whole.best_step == whole.global_step - 2 * per_epoch and per_epoch >= 2
-    killed_at = whole.global_step - per_epoch // 2
-    with pytest.raises(Killed):
-        _fine_tune(platform_config, tmp_path / "retried", 30, callbacks=[KillAtStep(killed_at)], **settings)
-
-    resumed = _fine_tune(platform_config, tmp_path / "retried", 30, **settings)
-    assert resumed.resumed_from is not None
-    assert resumed.resumed_from.endswith(f"checkpoint-{whole.global_step - per_epoch}")
-    assert (resumed.stop_reason, resumed.epochs_run, resumed.global_step) == (
-        STOPPED_EARLY, whole.epochs_run, whole.global_step,
+    resumed = _kill_and_retry(
+        platform_config, tmp_path, whole, whole.global_step - per_epoch // 2, whole.global_step - per_epoch,
+        settings,
     )  # fmt: skip
-    assert (resumed.best_step, resumed.best_metric) == (whole.best_step, whole.best_metric)
-    kept = load_file(tmp_path / "retried" / "model" / "model.safetensors")
-    best = load_file(
-        tmp_path / "retried" / "checkpoints" / f"checkpoint-{whole.best_step}" / "model.safetensors"
-    )
-    assert all((kept[key] == best[key]).all() for key in best)
+    assert resumed.epochs_run == whole.epochs_run
 
 
 def test_on_a_step_schedule_patience_counts_scores_and_a_killed_run_resumes_between_them(
     platform_config: PlatformConfig, tmp_path: Path
 ) -> None:
     """Validation every 6 steps in epochs of 11 (81 rows in batches of 8): scores fall mid-epoch."""
-    from safetensors.torch import load_file
 
     every, patience = 6, 3
     # fp32: under CPU bf16 autocast the tiny model's run is not the same twice, and now and then it
@@ -184,19 +172,9 @@ def test_on_a_step_schedule_patience_counts_scores_and_a_killed_run_resumes_betw
 
     # Killed between the last two scores: the newest checkpoint holds two scores without improvement
     # and points at the best one behind it; the resumed run must stop at the same step and keep it.
-    killed_at = whole.global_step - every // 2
-    with pytest.raises(Killed):
-        _fine_tune(platform_config, tmp_path / "retried", 30, callbacks=[KillAtStep(killed_at)], **settings)
-    resumed = _fine_tune(platform_config, tmp_path / "retried", 30, **settings)
-    assert resumed.resumed_from is not None
-    assert resumed.resumed_from.endswith(f"checkpoint-{whole.global_step - every}")
-    assert (resumed.stop_reason, resumed.global_step) == (STOPPED_EARLY, whole.global_step)
-    assert (resumed.best_step, resumed.best_metric) == (whole.best_step, whole.best_metric)
-    kept = load_file(tmp_path / "retried" / "model" / "model.safetensors")
-    best = load_file(
-        tmp_path / "retried" / "checkpoints" / f"checkpoint-{whole.best_step}" / "model.safetensors"
+    _kill_and_retry(
+        platform_config, tmp_path, whole, whole.global_step - every // 2, whole.global_step - every, settings
     )
-    assert all((kept[key] == best[key]).all() for key in best)
 
 
 def test_the_arguments_group_by_length_and_pick_the_best_epoch(platform_config: PlatformConfig) -> None:
@@ -250,3 +228,30 @@ def test_imbalanced_classes_train_with_a_weighted_loss(
     )
     assert outcome.recipe["recipe.class_weights"] != "none"
     assert math.isfinite(outcome.train_loss)
+
+
+def _kill_and_retry(
+    platform_config: PlatformConfig,
+    tmp_path: Path,
+    whole: TrainOutcome,
+    killed_at: int,
+    resumes_from: int,
+    settings: dict[str, Any],
+) -> TrainOutcome:
+    """Train again under ``tmp_path/retried``, killed at step ``killed_at``, then retry: the retry must
+    resume from ``checkpoint-<resumes_from>``, stop where ``whole`` stopped and keep its best weights."""
+    from safetensors.torch import load_file
+
+    with pytest.raises(Killed):
+        _fine_tune(platform_config, tmp_path / "retried", 30, callbacks=[KillAtStep(killed_at)], **settings)
+    resumed = _fine_tune(platform_config, tmp_path / "retried", 30, **settings)
+    assert resumed.resumed_from is not None
+    assert resumed.resumed_from.endswith(f"checkpoint-{resumes_from}")
+    assert (resumed.stop_reason, resumed.global_step) == (STOPPED_EARLY, whole.global_step)
+    assert (resumed.best_step, resumed.best_metric) == (whole.best_step, whole.best_metric)
+    kept = load_file(tmp_path / "retried" / "model" / "model.safetensors")
+    best = load_file(
+        tmp_path / "retried" / "checkpoints" / f"checkpoint-{whole.best_step}" / "model.safetensors"
+    )
+    assert all((kept[key] == best[key]).all() for key in best)
+    return resumed
