@@ -192,8 +192,9 @@ def _baseline_accuracy(
 
 
 def _cache_dir(config: PlatformConfig, runner: ClassifierRunner) -> Path:
-    """Where references are cached: per serving plan, since embeddings and confidences depend on it."""
-    return config.workspace / "drift" / runner.plan.describe().replace("/", "-")
+    """Where references are cached: per serving plan and arithmetic, since embeddings and confidences
+    depend on them."""
+    return config.workspace / "drift" / runner.numerics
 
 
 def _golden_confidences(config: PlatformConfig, runner: ClassifierRunner, champion: str) -> np.ndarray:

@@ -47,14 +47,24 @@ class ClassifierRunner:
     def from_components(
         cls, model: Any, tokenizer: Any, max_length: int, plan: HardwarePlan | None = None
     ) -> ClassifierRunner:
-        """Wrap a loaded model: moved to the plan's device, put in evaluation mode, and with an int8
-        plan its linear layers quantised (dynamically: weights int8, activations scaled per batch)."""
+        """Wrap a loaded model, which the runner takes over: moved to the plan's device, put in
+        evaluation mode; with a bf16 or fp16 plan its weights are cast to that type once, and with an
+        int8 plan its linear layers are quantised (dynamically: weights int8, activations scaled per
+        batch).
+
+        Casting the weights once, rather than leaving them fp32 for autocast to cast on every pass,
+        made a MiniLM pass of 8 texts x 128 word pieces 1.4x faster in bf16 on a 2-core Xeon (35 ms
+        to 25 ms), for the same golden-set answers. Autocast still wraps the pass, so the operations
+        it keeps in fp32 (on CUDA, layer norm and softmax in fp16) stay there.
+        """
+        import torch
+
         plan = plan or inference_plan()
         model = model.to(plan.device)
         model.eval()
+        if plan.autocast:
+            model = model.to(torch.bfloat16 if plan.bf16 else torch.float16)
         if plan.quantized:
-            import torch
-
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         return cls(model=model, tokenizer=tokenizer, max_length=max_length, plan=plan)
 
@@ -67,6 +77,13 @@ class ClassifierRunner:
 
         model = AutoModelForSequenceClassification.from_pretrained(str(folder))
         return cls.from_components(model, AutoTokenizer.from_pretrained(str(folder)), max_length, plan)
+
+    @property
+    def numerics(self) -> str:
+        """How this runner computes, to key caches of what it computed (embeddings, confidences): the
+        plan, and for bf16 and fp16 that the weights are cast at load (runners before that autocast
+        fp32 weights, which rounds a little differently)."""
+        return self.plan.describe().replace("/", "-") + ("-cast" if self.plan.autocast else "")
 
     @property
     def temperature(self) -> float:
@@ -89,7 +106,7 @@ class ClassifierRunner:
         confidences: list[float] = []
         scores: list[dict[str, float]] = []
         pooled: list[np.ndarray] = []
-        precision = torch.bfloat16 if self.plan.precision == "bf16" else torch.float16
+        precision = torch.bfloat16 if self.plan.bf16 else torch.float16
         bucket = LENGTH_BUCKET if self.max_length % LENGTH_BUCKET == 0 else None
         with torch.inference_mode(), torch.autocast(self.plan.device, precision, enabled=self.plan.autocast):
             for start in range(0, len(texts), batch_size):

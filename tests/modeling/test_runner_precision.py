@@ -1,4 +1,4 @@
-"""The runner in each serving precision: int8 quantises the linear layers, autocast runs bf16."""
+"""The runner in each serving precision: int8 quantises the linear layers, bf16 casts the weights."""
 
 from __future__ import annotations
 
@@ -34,11 +34,17 @@ def test_int8_quantises_every_linear_layer_and_scores_close_to_fp32(
     assert quantised.embeddings is not None and quantised.embeddings.shape == exact.embeddings.shape  # type: ignore[union-attr]
 
 
-def test_bf16_autocast_scores_in_bf16_and_returns_fp32_numbers(
+def test_bf16_casts_the_weights_once_scores_in_bf16_and_returns_fp32_numbers(
     tiny_checkpoint: Path, fp32: ClassifierRunner
 ) -> None:
+    import torch
+
     bf16 = ClassifierRunner.from_directory(tiny_checkpoint, 32, HardwarePlan("cpu", "bf16"))
-    exact, rounded = fp32.score(TEXTS), bf16.score(TEXTS)
+    # Cast at load, not by autocast on every pass: no fp32 weight is left to cast.
+    assert {parameter.dtype for parameter in bf16.model.parameters()} == {torch.bfloat16}
+    assert {parameter.dtype for parameter in fp32.model.parameters()} == {torch.float32}
+    exact, rounded = fp32.score(TEXTS, embeddings=True), bf16.score(TEXTS, embeddings=True)
+    assert rounded.embeddings is not None and rounded.embeddings.dtype == np.float32
     assert rounded.logits.dtype == np.float32
     assert not np.array_equal(rounded.logits, exact.logits)  # it did run in lower precision
     assert np.allclose(rounded.logits, exact.logits, atol=0.05)
