@@ -107,7 +107,8 @@ class Gateway:
             await self.enforce_retention()
 
     async def refresh(self) -> None:
-        state = await asyncio.to_thread(self.watcher.refresh)
+        # Loading runs off the event loop; its torch work runs on the inference thread, between passes.
+        state = await asyncio.to_thread(self.watcher.refresh, self.batcher.run_on_inference_thread)
         changed = state.describe() != self.routing.describe()
         if changed:
             log.info("routing now %s", state.describe())

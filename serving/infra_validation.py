@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from bertloop.core import constants
 from modeling.infra_sample import InfraSample
 from serving.batching import estimate_tokens, texts_per_pass
-from serving.models import ServedModel
+from serving.models import Compute, ServedModel, inline
 
 WARMUP_TEXT = "warm-up"
 
@@ -65,20 +65,26 @@ def judge(sample: InfraSample, served: Sequence[str], precision: str, max_drop: 
 
 
 def prove(
-    model: ServedModel, sample: InfraSample | None, max_count: int, max_tokens: int, max_drop: float
+    model: ServedModel,
+    sample: InfraSample | None,
+    max_count: int,
+    max_tokens: int,
+    max_drop: float,
+    compute: Compute = inline,
 ) -> InfraVerdict:
-    """Score ``sample`` (or, without one, a warm-up text) through ``model`` as the gateway batches it."""
+    """Score ``sample`` (or, without one, a warm-up text) through ``model`` as the gateway batches it,
+    each pass through ``compute`` (in the gateway, between the passes that answer requests)."""
     precision = model.runner.plan.describe()
     try:
         if sample is None or not sample.texts:
-            model.predict([WARMUP_TEXT])
+            compute(model.predict, [WARMUP_TEXT])
             return InfraVerdict(True, "warm-up only: no golden sample is stored with this version", precision)
         answers: list[str] = []
         estimates = [estimate_tokens(text, model.runner.max_length) for text in sample.texts]
         start = 0
         while start < len(sample.texts):
             count = texts_per_pass(estimates[start:], max_count, max_tokens)
-            answers.extend(p.label for p in model.predict(sample.texts[start : start + count]))
+            answers.extend(p.label for p in compute(model.predict, sample.texts[start : start + count]))
             start += count
     except Exception as error:  # any failure to answer is the verdict, and the gateway keeps serving
         return InfraVerdict(False, f"scoring the sample raised {type(error).__name__}: {error}", precision)

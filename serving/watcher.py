@@ -30,15 +30,19 @@ from registry.mlflow_registry import (
     version_for_alias,
 )
 from serving.infra_validation import InfraVerdict, load_failed, prove
-from serving.models import RoutingState, ServedModel, load_from_registry, serving_plan
+from serving.models import Compute, RoutingState, ServedModel, inline, load_from_registry, serving_plan
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[PlatformConfig, str], ServedModel]
+Loader = Callable[[PlatformConfig, str, Compute], ServedModel]
+Prover = Callable[[PlatformConfig, ServedModel, Compute], InfraVerdict]
 
 
-def prove_from_registry(config: PlatformConfig, model: ServedModel) -> InfraVerdict:
-    """Prove ``model`` on the golden sample stored with its version's evaluation."""
+def prove_from_registry(
+    config: PlatformConfig, model: ServedModel, compute: Compute = inline
+) -> InfraVerdict:
+    """Prove ``model`` on the golden sample stored with its version's evaluation, its passes run
+    through ``compute``."""
     settings = config.serving
     sample = None
     if settings.infra_sample_size > 0:
@@ -46,7 +50,12 @@ def prove_from_registry(config: PlatformConfig, model: ServedModel) -> InfraVerd
             path = infra_sample_of(connect(config), config.registry.model_name, model.version, Path(folder))
             sample = infra_sample.load(path) if path is not None else None
     return prove(
-        model, sample, settings.max_batch_size, settings.max_batch_tokens, settings.max_precision_drop
+        model,
+        sample,
+        settings.max_batch_size,
+        settings.max_batch_tokens,
+        settings.max_precision_drop,
+        compute,
     )
 
 
@@ -55,7 +64,7 @@ class RegistryWatcher:
         self,
         config: PlatformConfig,
         loader: Loader = load_from_registry,
-        prover: Callable[[PlatformConfig, ServedModel], InfraVerdict] = prove_from_registry,
+        prover: Prover = prove_from_registry,
     ):
         self.config = config
         self.loader = loader
@@ -69,7 +78,9 @@ class RegistryWatcher:
     def refused(self) -> dict[str, InfraVerdict]:
         return {version: verdict for version, verdict in self.verdicts.items() if not verdict.passed}
 
-    def refresh(self) -> RoutingState:
+    def refresh(self, compute: Compute = inline) -> RoutingState:
+        """Read the aliases, admit at most one new version, and return what to route. Torch work
+        (putting a version on the serving plan, proving it) runs through ``compute``."""
         client = connect(self.config)
         name = self.config.registry.model_name
         champion = version_for_alias(client, name, constants.CHAMPION_ALIAS)
@@ -81,7 +92,7 @@ class RegistryWatcher:
         refused = self.refused
         waiting = [v for v in (champion, canary) if v and v not in self._loaded and v not in refused]
         if waiting:
-            self._admit(waiting[0])
+            self._admit(waiting[0], compute)
         self.pending = waiting[1:]
         previous = self._state.champion
         for version in self._loaded.keys() - wanted:
@@ -98,16 +109,16 @@ class RegistryWatcher:
         )
         return self._state
 
-    def _admit(self, version: str) -> None:
+    def _admit(self, version: str, compute: Compute) -> None:
         name = self.config.registry.model_name
         log.info("loading %s version %s", name, version)
         try:
-            model = self.loader(self.config, version)
+            model = self.loader(self.config, version, compute)
         except Exception as error:  # a version that cannot load is refused, not a gateway that dies
             verdict = load_failed(error, serving_plan(self.config).describe())
         else:
             try:
-                verdict = self.prover(self.config, model)
+                verdict = self.prover(self.config, model, compute)
             except ValueError as error:  # its stored sample is unreadable: refused, with the reason
                 plan = model.runner.plan.describe()
                 verdict = InfraVerdict(False, f"could not be proved: {error}"[:2000], plan)

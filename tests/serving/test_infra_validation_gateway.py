@@ -132,3 +132,59 @@ def test_a_version_whose_stored_sample_is_unreadable_is_refused_and_the_champion
     assert watcher.refused["2"].reason.startswith("could not be proved: ")
     assert "is not a readable infra-validation sample" in watcher.refused["2"].reason
     assert infra_tag(two_versions, "2").startswith("failed: could not be proved")
+
+
+def test_loading_proving_and_answering_all_run_torch_on_the_one_inference_thread(
+    two_versions: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second thread running torch (the loading thread casting a version to bf16, say) leaves an
+    OpenMP pool behind, and past one thread a core libgomp parks idle threads instead of letting them
+    spin: every later pass ran 1.4x slower. So the gateway casts, proves and answers on one thread."""
+    import asyncio
+    import threading
+
+    from bertloop.core.stores.predictions import PredictionLog
+    from modeling.runner import ClassifierRunner
+    from serving.app import Gateway
+    from serving.models import ServedModel
+    from serving.watcher import RegistryWatcher
+
+    two_versions.set_alias(constants.CHAMPION_ALIAS, "1")
+    two_versions.set_alias(constants.CHALLENGER_ALIAS, "2")
+    seen: dict[str, set[str]] = {"prepared": set(), "scored": set()}
+    prepare, predict = ClassifierRunner.from_components.__func__, ServedModel.predict  # type: ignore[attr-defined]
+
+    def recording_prepare(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen["prepared"].add(threading.current_thread().name)
+        return prepare(cls, *args, **kwargs)
+
+    def recording_predict(self, texts):  # type: ignore[no-untyped-def]
+        seen["scored"].add(threading.current_thread().name)
+        return predict(self, texts)
+
+    monkeypatch.setattr(ClassifierRunner, "from_components", classmethod(recording_prepare))
+    monkeypatch.setattr(ServedModel, "predict", recording_predict)
+
+    async def serve_both_versions() -> list[str]:
+        config = two_versions.config
+        log = PredictionLog(f"sqlite:///{tmp_path / 'predictions.db'}")
+        gateway = Gateway(config, RegistryWatcher(config), log, b"secret")
+        gateway.batcher.start()
+        try:
+            await gateway.refresh()  # the champion, loaded and proved
+            await gateway.refresh()  # the challenger
+            state = gateway.routing
+            assert state.champion is not None and state.canary is not None
+            answers = [
+                *await gateway.batcher.submit(state.champion, ["goal match"]),
+                *await gateway.batcher.submit(state.canary, ["goal match"], background=True),
+            ]
+        finally:
+            await gateway.batcher.stop()
+            log.close()
+        return [answer.label for answer in answers]
+
+    assert all(label in LABELS for label in asyncio.run(serve_both_versions()))
+    inference = {name for names in seen.values() for name in names}
+    assert len(inference) == 1 and next(iter(inference)).startswith("inference"), seen
+    assert seen["prepared"] and seen["scored"]
