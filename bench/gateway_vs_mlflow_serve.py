@@ -3,8 +3,9 @@
 
 Both servers serve the registry's current champion on this machine, one
 process each. The same client load (concurrent callers, one text per request,
-texts drawn from the demo's held-out articles) hits each in turn after a
-warm-up, and the script prints requests per second, p50 and p99 latency, and
+texts drawn from the demo's held-out articles, those within
+serving.max_text_chars) hits each in turn after a warm-up, and the script prints
+requests per second, p50 and p99 latency, and
 the gateway's ratio to MLflow's. The gateway runs once per serving precision
 asked for (``--precisions``, default ``auto`` and ``int8``; ``auto`` is bf16 on a
 CPU with avx512_bf16 or AMX and fp32 on others), and for each the script also
@@ -12,6 +13,7 @@ scores the whole golden set in that precision and in fp32, through the gateway's
 runner and pass sizes, and prints both accuracies.
 
     make demo   # once: a workspace with a registered champion
+    make down   # the stack the demo leaves up takes the cores in bursts
     .venv/bin/python bench/gateway_vs_mlflow_serve.py --config demo-workspace/bertloop.yaml
 
 The script ends with one JSON line holding every figure it printed.
@@ -73,6 +75,18 @@ def load(url: str, make_body, texts: list[str], clients: int, requests_per_clien
     }
 
 
+def running_stack(workspace: Path) -> list[str]:
+    """Services of the workspace's local stack (``make up``, and ``make demo`` leaves it up) still alive."""
+    alive = []
+    for pid_file in sorted((workspace / "stack" / "pids").glob("*.pid")):
+        try:
+            os.kill(int(pid_file.read_text()), 0)
+        except (ProcessLookupError, ValueError):
+            continue
+        alive.append(pid_file.stem)
+    return alive
+
+
 def infra_refusal(health: str, process: subprocess.Popen, version: str, timeout: float = 600) -> str | None:
     """Wait until the gateway serves; the reason infra validation refused ``version`` if it did instead."""
     deadline = time.monotonic() + timeout
@@ -126,9 +140,12 @@ def main() -> int:
     parser.add_argument("--config", default=str(REPO_ROOT / "demo-workspace" / "bertloop.yaml"))
     parser.add_argument("--texts", default=str(REPO_ROOT / "demo-workspace" / "live-traffic.csv"))
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests-per-client", type=int, default=50)
+    parser.add_argument("--requests-per-client", type=int, default=150)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--precisions", default="auto,int8", help="serving.precision values to run")
+    parser.add_argument(
+        "--beside-stack", action="store_true", help="measure even while the workspace's stack is up"
+    )
     args = parser.parse_args()
 
     from bertloop.core import env as env_defaults
@@ -141,7 +158,14 @@ def main() -> int:
     champion = version_for_alias(client, config.registry.model_name, "champion")
     if champion is None:
         raise SystemExit("no champion registered; run `make demo` first or point --config at a workspace")
-    texts = pd.read_csv(args.texts)["text"].tolist()
+    if (alive := running_stack(config.workspace)) and not args.beside_stack:
+        raise SystemExit(
+            f"the workspace's stack is up ({', '.join(alive)}): its scheduler, DAG processor and MLflow "
+            "server take the cores in bursts, which shows as every server's p99; run `make down` first, "
+            "or pass --beside-stack to measure anyway"
+        )
+    # Texts the gateway takes (serving.max_text_chars), so both servers answer the same load in full.
+    texts = [text for text in pd.read_csv(args.texts)["text"] if len(text) <= config.serving.max_text_chars]
     env = {
         **os.environ,
         "BERTLOOP_CONFIG": str(Path(args.config).resolve()),
