@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from bertloop.core import constants
 from modeling.infra_sample import InfraSample
 from serving.batching import estimate_tokens, texts_per_pass
-from serving.models import Compute, ServedModel, inline
+from serving.models import Compute, InferenceStopped, ServedModel, inline
 
 WARMUP_TEXT = "warm-up"
 
@@ -86,6 +86,8 @@ def prove(
             count = texts_per_pass(estimates[start:], max_count, max_tokens)
             answers.extend(p.label for p in compute(model.predict, sample.texts[start : start + count]))
             start += count
+    except InferenceStopped:  # the gateway stopping says nothing about the version
+        raise
     except Exception as error:  # any failure to answer is the verdict, and the gateway keeps serving
         return InfraVerdict(False, f"scoring the sample raised {type(error).__name__}: {error}", precision)
     return judge(sample, answers, precision, max_drop)

@@ -29,6 +29,10 @@ class Compute(Protocol):
     def __call__(self, work: Callable[..., T], *args: Any) -> T: ...
 
 
+class InferenceStopped(RuntimeError):
+    """The gateway is stopping and ran no more torch work: not a verdict on the version it was for."""
+
+
 def inline(work: Callable[..., T], *args: Any) -> T:
     """Run ``work(*args)`` on the calling thread."""
     return work(*args)

@@ -30,7 +30,15 @@ from registry.mlflow_registry import (
     version_for_alias,
 )
 from serving.infra_validation import InfraVerdict, load_failed, prove
-from serving.models import Compute, RoutingState, ServedModel, inline, load_from_registry, serving_plan
+from serving.models import (
+    Compute,
+    InferenceStopped,
+    RoutingState,
+    ServedModel,
+    inline,
+    load_from_registry,
+    serving_plan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +122,8 @@ class RegistryWatcher:
         log.info("loading %s version %s", name, version)
         try:
             model = self.loader(self.config, version, compute)
+        except InferenceStopped:  # the gateway is stopping: no verdict, nothing recorded
+            raise
         except Exception as error:  # a version that cannot load is refused, not a gateway that dies
             verdict = load_failed(error, serving_plan(self.config).describe())
         else:

@@ -134,3 +134,23 @@ def test_passes_keep_within_the_token_budget_and_run_on_the_inference_thread() -
     # ones share a single pass.
     assert [len(texts) for texts in model.passes] == [4, 4, 18]
     assert model.threads == {"inference_0"}  # never the event loop's thread
+
+
+def test_work_handed_to_the_inference_thread_runs_there_until_the_batcher_stops() -> None:
+    import pytest
+
+    from serving.models import InferenceStopped
+
+    async def scenario() -> tuple[str, MicroBatcher]:
+        batcher = MicroBatcher(max_batch_size=8, max_wait_ms=1)
+        batcher.start()
+        thread = await asyncio.to_thread(
+            batcher.run_on_inference_thread, lambda: threading.current_thread().name
+        )
+        await batcher.stop()
+        return thread, batcher
+
+    thread, stopped = asyncio.run(scenario())
+    assert thread.startswith("inference")
+    with pytest.raises(InferenceStopped):  # a version loading during shutdown is not refused for it
+        stopped.run_on_inference_thread(len, "text")

@@ -188,3 +188,20 @@ def test_loading_proving_and_answering_all_run_torch_on_the_one_inference_thread
     inference = {name for names in seen.values() for name in names}
     assert len(inference) == 1 and next(iter(inference)).startswith("inference"), seen
     assert seen["prepared"] and seen["scored"]
+
+
+def test_a_gateway_stopping_while_a_version_loads_records_no_verdict_on_it(two_versions: Registry) -> None:
+    from serving.models import InferenceStopped
+    from serving.watcher import RegistryWatcher
+
+    def stopping(work, *args):  # type: ignore[no-untyped-def]
+        raise InferenceStopped("the gateway is stopping")
+
+    two_versions.set_alias(constants.CHAMPION_ALIAS, "1")
+    ledger = Ledger(two_versions.config.ledger_url)
+    before = len(ledger.entries(two_versions.config.registry.model_name))
+    watcher = RegistryWatcher(two_versions.config)
+    with pytest.raises(InferenceStopped):
+        watcher.refresh(stopping)
+    assert watcher.verdicts == {} and watcher.refresh().champion is not None  # tried again, and served
+    assert len(ledger.entries(two_versions.config.registry.model_name)) == before
