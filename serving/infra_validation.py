@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from bertloop.core import constants
 from modeling.infra_sample import InfraSample
+from modeling.runner import Compute, inline
 from serving.batching import estimate_tokens, texts_per_pass
-from serving.models import Compute, InferenceStopped, ServedModel, inline
+from serving.models import InferenceStopped, ServedModel
 
 WARMUP_TEXT = "warm-up"
 

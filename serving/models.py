@@ -8,34 +8,19 @@ and when, is :mod:`serving.watcher`'s.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from bertloop.core.config import PlatformConfig
 from bertloop.core.stores.predictions import encode_embedding
 from modeling.hardware import HardwarePlan, inference_plan
-from modeling.runner import ClassifierRunner
+from modeling.runner import ClassifierRunner, Compute, inline
 from registry.mlflow_registry import connect, load_version
-
-T = TypeVar("T")
-
-
-class Compute(Protocol):
-    """Runs ``work(*args)`` where the gateway runs torch, and returns its result: the micro-batcher's
-    inference thread (``MicroBatcher.run_on_inference_thread``) in the gateway, :func:`inline`
-    elsewhere."""
-
-    def __call__(self, work: Callable[..., T], *args: Any) -> T: ...
 
 
 class InferenceStopped(RuntimeError):
     """The gateway is stopping and ran no more torch work: not a verdict on the version it was for."""
-
-
-def inline(work: Callable[..., T], *args: Any) -> T:
-    """Run ``work(*args)`` on the calling thread."""
-    return work(*args)
 
 
 @dataclass(frozen=True)
@@ -104,10 +89,10 @@ def serving_plan(config: PlatformConfig) -> HardwarePlan:
 
 def load_from_registry(config: PlatformConfig, version: str, compute: Compute = inline) -> ServedModel:
     """Read ``version`` from the registry on the calling thread, then put it on the serving plan (cast
-    or quantise it) through ``compute``, where the gateway runs torch."""
+    or quantise it a layer at a time) through ``compute``, where the gateway runs torch."""
     connect(config)  # loading by models:/ URI goes through the configured registry
     model, tokenizer = load_version(config.registry.model_name, version)
-    runner = compute(
-        ClassifierRunner.from_components, model, tokenizer, config.training.max_length, serving_plan(config)
+    runner = ClassifierRunner.from_components(
+        model, tokenizer, config.training.max_length, serving_plan(config), compute
     )
     return ServedModel(version=version, runner=runner, log_embeddings=config.serving.log_embeddings)

@@ -22,6 +22,7 @@ from bertloop.core import constants
 from bertloop.core.config import PlatformConfig
 from bertloop.core.stores.ledger import Ledger
 from modeling import infra_sample
+from modeling.runner import Compute, inline
 from registry.mlflow_registry import (
     canary_percent,
     connect,
@@ -31,11 +32,9 @@ from registry.mlflow_registry import (
 )
 from serving.infra_validation import InfraVerdict, load_failed, prove
 from serving.models import (
-    Compute,
     InferenceStopped,
     RoutingState,
     ServedModel,
-    inline,
     load_from_registry,
     serving_plan,
 )
