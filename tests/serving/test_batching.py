@@ -147,10 +147,15 @@ def test_work_handed_to_the_inference_thread_runs_there_until_the_batcher_stops(
         thread = await asyncio.to_thread(
             batcher.run_on_inference_thread, lambda: threading.current_thread().name
         )
+        # Asked from the inference thread itself, it runs the work there and then instead of hanging.
+        nested = await asyncio.to_thread(
+            batcher.run_on_inference_thread,
+            lambda: batcher.run_on_inference_thread(lambda: threading.current_thread().name),
+        )
         await batcher.stop()
-        return thread, batcher
+        return f"{thread} {nested}", batcher
 
-    thread, stopped = asyncio.run(scenario())
-    assert thread.startswith("inference")
+    threads, stopped = asyncio.run(scenario())
+    assert threads == "inference_0 inference_0"
     with pytest.raises(InferenceStopped):  # a version loading during shutdown is not refused for it
         stopped.run_on_inference_thread(len, "text")
