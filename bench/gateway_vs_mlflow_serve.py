@@ -75,18 +75,6 @@ def load(url: str, make_body, texts: list[str], clients: int, requests_per_clien
     }
 
 
-def running_stack(workspace: Path) -> list[str]:
-    """Services of the workspace's local stack (``make up``, and ``make demo`` leaves it up) still alive."""
-    alive = []
-    for pid_file in sorted((workspace / "stack" / "pids").glob("*.pid")):
-        try:
-            os.kill(int(pid_file.read_text()), 0)
-        except (ProcessLookupError, ValueError):
-            continue
-        alive.append(pid_file.stem)
-    return alive
-
-
 def infra_refusal(health: str, process: subprocess.Popen, version: str, timeout: float = 600) -> str | None:
     """Wait until the gateway serves; the reason infra validation refused ``version`` if it did instead."""
     deadline = time.monotonic() + timeout
@@ -151,6 +139,7 @@ def main() -> int:
     from bertloop.core import env as env_defaults
     from bertloop.core.config import load_config
     from devtools.process import free_port, wait_until_healthy
+    from devtools.stack import running_services
     from registry.mlflow_registry import connect, version_for_alias
 
     config = load_config(args.config)
@@ -158,14 +147,17 @@ def main() -> int:
     champion = version_for_alias(client, config.registry.model_name, "champion")
     if champion is None:
         raise SystemExit("no champion registered; run `make demo` first or point --config at a workspace")
-    if (alive := running_stack(config.workspace)) and not args.beside_stack:
+    if (alive := running_services(config.workspace)) and not args.beside_stack:
         raise SystemExit(
             f"the workspace's stack is up ({', '.join(alive)}): its scheduler, DAG processor and MLflow "
             "server take the cores in bursts, which shows as every server's p99; run `make down` first, "
             "or pass --beside-stack to measure anyway"
         )
     # Texts the gateway takes (serving.max_text_chars), so both servers answer the same load in full.
-    texts = [text for text in pd.read_csv(args.texts)["text"] if len(text) <= config.serving.max_text_chars]
+    column = pd.read_csv(args.texts)["text"].dropna().astype(str)
+    texts = [text for text in column if text.strip() and len(text) <= config.serving.max_text_chars]
+    if not texts:
+        raise SystemExit(f"{args.texts} has no text within serving.max_text_chars to send")
     env = {
         **os.environ,
         "BERTLOOP_CONFIG": str(Path(args.config).resolve()),

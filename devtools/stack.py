@@ -125,6 +125,26 @@ def services(config_path: Path, tracking_uri: str, ports: Ports) -> list[Service
     ]  # fmt: skip
 
 
+def alive_pid(pid_file: Path) -> int | None:
+    """The process id in ``pid_file`` if that process is alive (a process of another user counts)."""
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def running_services(workspace: Path) -> list[str]:
+    """The services of ``workspace``'s stack that are alive, by their pid files."""
+    return sorted(path.stem for path in (workspace / "stack" / "pids").glob("*.pid") if alive_pid(path))
+
+
 class Stack:
     def __init__(self, config_path: Path, ports: Ports = Ports(), login: bool = True):
         from bertloop.core.config import load_config
@@ -147,15 +167,7 @@ class Stack:
 
     def running(self, name: str) -> int | None:
         """The service's process id, if it is alive."""
-        path = self.pid_file(name)
-        if not path.is_file():
-            return None
-        pid = int(path.read_text())
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        return pid
+        return alive_pid(self.pid_file(name))
 
     def prepare(self) -> None:
         """The MLflow and Airflow databases and the training pool, before any service opens them.
