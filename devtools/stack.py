@@ -135,8 +135,8 @@ def alive_pid(pid_file: Path) -> int | None:
         os.kill(pid, 0)
     except ProcessLookupError:
         return None
-    except PermissionError:
-        return pid
+    except PermissionError:  # alive, and another user's
+        pass
     return pid
 
 

@@ -45,8 +45,8 @@ def _modules_holding_tensors(model: Any) -> list[Any]:
     return [
         module
         for module in model.modules()
-        if not any(True for _ in module.children())
-        and any(True for _ in (*module.parameters(recurse=False), *module.buffers(recurse=False)))
+        if not list(module.children())
+        and (list(module.parameters(recurse=False)) or list(module.buffers(recurse=False)))
     ]
 
 
@@ -116,8 +116,8 @@ class ClassifierRunner:
                 compute(holder.to, dtype)
             compute(model.to, dtype)  # what no leaf holds (a no-op for each tensor already cast)
         if plan.quantized:
+            quantize = torch.ao.quantization.quantize_dynamic
             for parent in _parents_of_linear_layers(model):
-                quantize = torch.ao.quantization.quantize_dynamic
                 compute(partial(quantize, parent, {torch.nn.Linear}, dtype=torch.qint8, inplace=True))
         return cls(model=model, tokenizer=tokenizer, max_length=max_length, plan=plan)
 

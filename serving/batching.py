@@ -24,13 +24,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from serving.models import InferenceStopped, Prediction, ServedModel
+from serving.models import Prediction, ServedModel
 
 # English word pieces average about four characters; the estimate only sizes passes, so being off
 # by a little costs a little padding, never a wrong answer.
 CHARS_PER_TOKEN = 4
 
 T = TypeVar("T")
+
+
+class InferenceStopped(BaseException):
+    """The gateway is stopping and ran no more torch work: not a verdict on the version it was for.
+
+    A BaseException, as asyncio's CancelledError is, so the handlers that turn any failure to load or
+    answer into a refusal (``except Exception``) let it through instead of refusing a good version.
+    """
 
 
 def estimate_tokens(text: str, max_length: int) -> int:

@@ -19,10 +19,6 @@ from modeling.runner import ClassifierRunner, Compute, inline
 from registry.mlflow_registry import connect, load_version
 
 
-class InferenceStopped(RuntimeError):
-    """The gateway is stopping and ran no more torch work: not a verdict on the version it was for."""
-
-
 @dataclass(frozen=True)
 class Prediction:
     label: str

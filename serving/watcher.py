@@ -32,7 +32,6 @@ from registry.mlflow_registry import (
 )
 from serving.infra_validation import InfraVerdict, load_failed, prove
 from serving.models import (
-    InferenceStopped,
     RoutingState,
     ServedModel,
     load_from_registry,
@@ -121,8 +120,6 @@ class RegistryWatcher:
         log.info("loading %s version %s", name, version)
         try:
             model = self.loader(self.config, version, compute)
-        except InferenceStopped:  # the gateway is stopping: no verdict, nothing recorded
-            raise
         except Exception as error:  # a version that cannot load is refused, not a gateway that dies
             verdict = load_failed(error, serving_plan(self.config).describe())
         else:

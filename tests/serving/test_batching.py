@@ -139,7 +139,7 @@ def test_passes_keep_within_the_token_budget_and_run_on_the_inference_thread() -
 def test_work_handed_to_the_inference_thread_runs_there_until_the_batcher_stops() -> None:
     import pytest
 
-    from serving.models import InferenceStopped
+    from serving.batching import InferenceStopped
 
     async def scenario() -> tuple[str, MicroBatcher]:
         batcher = MicroBatcher(max_batch_size=8, max_wait_ms=1)

@@ -202,7 +202,7 @@ def test_loading_proving_and_answering_all_run_torch_on_the_one_inference_thread
 def test_a_gateway_stopping_while_a_version_loads_records_no_verdict_on_it(
     two_versions: Registry, stops_during: str
 ) -> None:
-    from serving.models import InferenceStopped
+    from serving.batching import InferenceStopped
     from serving.watcher import RegistryWatcher
 
     def stopping(work, *args):  # type: ignore[no-untyped-def]
